@@ -1,0 +1,57 @@
+"""The ``landscape`` command line: a typer app with one module per command group.
+
+Heavy libraries (torch, timm, lightning) are imported inside the commands that need them so that
+``landscape --help`` answers in well under a second.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+import typer
+
+from landscape.errors import UserError
+
+from ._app import app
+
+__all__ = ["app", "main"]
+
+
+def _wants_debug(argv: list[str]) -> bool:
+    return "--debug" in argv or os.environ.get("LANDSCAPE_DEBUG", "") not in ("", "0")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; return the exit code (0 ok, 1 user error, 2 usage error)."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        result = app(args=args, prog_name="landscape", standalone_mode=False)
+    except UserError as exc:
+        if _wants_debug(args):
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except click.exceptions.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except click.exceptions.Abort:
+        print("aborted", file=sys.stderr)
+        return 1
+    except click.exceptions.Exit as exc:
+        return int(exc.exit_code)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    return int(result) if isinstance(result, int) else 0
+
+
+def _entry() -> None:  # pragma: no cover - console script wrapper
+    sys.exit(main())
+
+
+if __name__ == "__main__":  # pragma: no cover
+    _entry()
+
+_ = typer  # typer is the framework of every command module

@@ -1,0 +1,101 @@
+"""``landscape data``: synthesise, audit, split, download and describe datasets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from ._data_audit import register as _register_audit
+from ._data_download import register as _register_download
+from ._output import console, print_json, progress_bar
+
+app = typer.Typer(
+    help="Datasets: synthesise the built-in landscapes, audit, split and download.",
+    no_args_is_help=True,
+)
+
+
+@app.command("synth")
+def synth(
+    out: Path = typer.Argument(..., help="Folder to write <class>/<image>.jpg into."),
+    per_class: int = typer.Option(60, "--per-class", "-n", help="Images per class."),
+    size: int = typer.Option(224, "--size", help="Image side in pixels."),
+    seed: int = typer.Option(0, "--seed", help="Random seed (same seed, same bytes)."),
+    classes: list[str] = typer.Option(
+        None, "--classes", help="Subset of coast, desert, forest, glacier, mountain."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+) -> None:
+    """Draw procedural landscape photos (JPEG with EXIF and GPS), deterministic for a seed.
+
+    Example: `landscape data synth demo-data --per-class 100 --seed 0`
+    """
+    from landscape.data.synth import CLASSES, SynthSpec, generate_dataset
+
+    spec = SynthSpec(
+        per_class=per_class, size=size, seed=seed, classes=tuple(classes) if classes else CLASSES
+    )
+    total = per_class * len(spec.classes)
+    with progress_bar("synthesising", total, enabled=not as_json) as advance:
+        result = generate_dataset(out, spec, progress=lambda done, _total: advance(1))
+    summary = {
+        "out": str(result.out),
+        "images": result.n_images,
+        "counts": result.counts,
+        "seconds": round(result.seconds, 3),
+        "images_per_second": round(result.n_images / max(result.seconds, 1e-9), 1),
+    }
+    if as_json:
+        print_json(summary)
+    else:
+        console.print(
+            f"wrote [bold]{result.n_images}[/] images to {result.out} "
+            f"({summary['images_per_second']} images/s)"
+        )
+
+
+@app.command("split")
+def split(
+    data: Path = typer.Argument(..., help="Dataset folder or CSV manifest."),
+    out: Path = typer.Option(None, "--out", "-o", help="Manifest to write (default DATA/split.csv)."),
+    val: float = typer.Option(0.15, "--val", help="Validation fraction when missing."),
+    test: float = typer.Option(0.15, "--test", help="Test fraction when missing."),
+    seed: int = typer.Option(0, "--seed", help="Random seed of the split."),
+    as_json: bool = typer.Option(False, "--json", help="Print counts as JSON."),
+) -> None:
+    """Write a stratified, seeded, leakage-safe split manifest (path,label,split).
+
+    Near-duplicate images are kept together in one split. Example:
+    `landscape data split demo-data --seed 0` then train with `--data demo-data/split.csv`.
+    """
+    from landscape.data.datasets import load_dataset, write_manifest
+    from landscape.data.splits import assign_splits
+
+    index = load_dataset(data)
+    with progress_bar("hashing", len(index.samples), enabled=not as_json) as advance:
+        index = assign_splits(index, val=val, test=test, seed=seed, progress=advance)
+    target = out or (data.parent / "split.csv" if data.is_file() else data / "split.csv")
+    write_manifest(index, target, extra={"seed": seed, "fingerprint": index.fingerprint()})
+    counts = index.counts()
+    if as_json:
+        print_json({"manifest": str(target), "classes": list(index.classes), "counts": counts})
+        return
+    console.print(f"wrote {target}")
+    for name, row in counts.items():
+        console.print(f"  {name:5s} " + "  ".join(f"{c}={n}" for c, n in row.items()))
+
+
+@app.command("export")
+def export() -> None:
+    """Export reviewed and corrected labels from the index as a dataset (not yet available)."""
+    from landscape.errors import UserError
+
+    raise UserError(
+        "`landscape data export` is not yet available: it needs the metadata index",
+        fix="see the project's open issues",
+    )
+
+
+_register_audit(app)
+_register_download(app)

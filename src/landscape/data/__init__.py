@@ -1,0 +1,1 @@
+"""Datasets: layouts, safe decoding, splits, audit and the built-in synthetic landscapes."""

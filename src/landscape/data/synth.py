@@ -1,0 +1,834 @@
+"""Procedural landscape photos: the built-in default dataset and the tests' fixture.
+
+Five classes of the reference study (coast, desert, forest, glacier, mountain) are drawn with numpy
+and Pillow only, so that the whole project can run, train and be tested without downloading any
+image. The scenes are deliberately varied and sometimes misleading (mountains behind a coast, snowy
+peaks above a glacier, pale dunes that look like a beach, a forest at the foot of a range) so that
+a classifier has to learn something, while staying learnable.
+
+Every image is a function of ``(seed, class index, image index)`` only: the same :class:`SynthSpec`
+writes byte-identical files, a subset of the classes writes the same files as the full set, and the
+work could be split between processes without changing the result. Each JPEG carries EXIF written by
+Pillow (dates, a fictitious camera, a description naming the class and GPS coordinates plausible for
+the class) so that the metadata paths of the project have something real to read.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from PIL import Image, ImageDraw, ImageFilter
+from PIL.TiffImagePlugin import IFDRational
+
+from landscape.errors import UserError
+
+__all__ = ["CLASSES", "SynthResult", "SynthSpec", "generate_dataset", "render_landscape"]
+
+CLASSES: tuple[str, ...] = ("coast", "desert", "forest", "glacier", "mountain")
+
+_Arr = npt.NDArray[Any]
+_F32 = np.float32
+
+# Scenes are drawn at a fraction of the output size and upscaled: it is what makes the generator
+# fast enough (≥ 200 images/s on two cores) and the resampling gives the slight softness of a
+# real lens, which hides the aliasing of the polygons drawn by ImageDraw.
+_RENDER_SCALE = 0.5
+_MIN_RENDER = 32
+
+_CAMERA_MAKE = "LandscapeSynth"
+_CAMERA_MODEL = "LS-1"
+
+# (lat_min, lat_max, lon_min, lon_max) boxes where a photo of the class is plausible.
+_GPS_REGIONS: dict[str, tuple[tuple[float, float, float, float], ...]] = {
+    "coast": (
+        (37.0, 41.8, -9.5, -8.8),  # Portuguese Atlantic coast
+        (35.6, 36.5, -121.9, -121.3),  # Big Sur
+        (-38.9, -38.3, 142.5, 144.0),  # Great Ocean Road
+        (48.5, 48.8, -4.6, -2.5),  # north Brittany
+        (40.6, 40.7, 14.4, 14.8),  # Amalfi coast
+    ),
+    "desert": (
+        (20.0, 30.0, -5.0, 25.0),  # Sahara
+        (-26.0, -21.0, -70.3, -68.5),  # Atacama
+        (18.5, 22.5, 45.0, 55.0),  # Rub' al Khali
+        (-27.0, -22.0, 14.5, 16.0),  # Namib
+    ),
+    "forest": (
+        (47.6, 48.9, 7.8, 8.9),  # Black Forest
+        (47.5, 48.2, -124.3, -123.0),  # Olympic peninsula
+        (52.6, 52.9, 23.6, 24.0),  # Białowieża
+        (61.0, 66.0, 25.0, 30.0),  # Finnish taiga
+        (43.0, 45.0, -72.5, -70.5),  # New England
+    ),
+    "glacier": (
+        (46.4, 46.6, 7.9, 8.1),  # Aletsch
+        (45.8, 46.0, 6.8, 7.1),  # Mont Blanc massif
+        (64.0, 72.0, -51.0, -45.0),  # west Greenland
+        (-50.5, -49.5, -73.5, -72.8),  # southern Patagonian ice field
+        (58.5, 61.0, -148.0, -134.0),  # south-east Alaska
+        (64.0, 64.7, -17.5, -15.5),  # Vatnajökull
+    ),
+    "mountain": (
+        (27.5, 29.0, 84.0, 88.0),  # Himalaya
+        (39.0, 51.5, -117.5, -105.5),  # Rockies
+        (45.8, 47.2, 6.8, 12.0),  # Alps
+        (-33.0, -32.5, -70.2, -69.8),  # Aconcagua
+        (46.3, 46.7, 11.5, 12.3),  # Dolomites
+    ),
+}
+
+
+@dataclass(frozen=True)
+class SynthSpec:
+    """What to generate: ``per_class`` images of ``size``×``size`` pixels for each of ``classes``.
+
+    Invalid values raise :class:`~landscape.errors.UserError` when the spec is built.
+    """
+
+    per_class: int
+    size: int = 224
+    seed: int = 0
+    classes: tuple[str, ...] = CLASSES
+    quality: tuple[int, int] = (70, 95)  # JPEG quality range, both ends included
+
+    def __post_init__(self) -> None:
+        # The CLI hands over lists; a tuple keeps the spec hashable and frozen for real.
+        classes = tuple(dict.fromkeys(self.classes))
+        object.__setattr__(self, "classes", classes)
+        object.__setattr__(self, "quality", tuple(self.quality))
+        if not classes:
+            raise UserError("no class to generate", fix=f"choose among {', '.join(CLASSES)}")
+        for cls in classes:
+            _check_class(cls)
+        if self.per_class < 1:
+            raise UserError(
+                f"per_class must be at least 1, got {self.per_class}", fix="ask for 1 or more"
+            )
+        if self.size < 32:
+            raise UserError(f"size must be at least 32 pixels, got {self.size}")
+        if self.seed < 0:
+            raise UserError(f"seed must be 0 or more, got {self.seed}")
+        lo, hi = self.quality
+        if not 1 <= lo <= hi <= 100:
+            raise UserError(
+                f"JPEG quality range must satisfy 1 <= low <= high <= 100, got {self.quality}"
+            )
+
+
+@dataclass(frozen=True)
+class SynthResult:
+    """What :func:`generate_dataset` wrote."""
+
+    out: Path
+    counts: dict[str, int]
+    n_images: int
+    seconds: float
+
+
+def _check_class(cls: str) -> None:
+    if cls not in CLASSES:
+        raise UserError(
+            f"unknown synthetic class {cls!r}", fix=f"available classes: {', '.join(CLASSES)}"
+        )
+
+
+# --------------------------------------------------------------------------------------------------
+# Small drawing primitives. Arrays are float32 RGB in 0..255, shape (h, w, 3).
+
+
+def _jit(rng: np.random.Generator, base: tuple[float, float, float], spread: float) -> _Arr:
+    return np.clip(np.asarray(base, _F32) + rng.uniform(-spread, spread, 3).astype(_F32), 0, 255)
+
+
+def _pick(rng: np.random.Generator, options: list[tuple[float, float, float]]) -> _Arr:
+    return np.asarray(options[int(rng.integers(len(options)))], _F32)
+
+
+def _smooth(rng: np.random.Generator, h: int, w: int, cy: int, cx: int) -> _Arr:
+    """Value noise in about 0..1: a coarse random grid upsampled bicubically (C speed)."""
+    small = rng.random((max(cy, 2), max(cx, 2)), dtype=_F32)
+    return np.asarray(Image.fromarray(small).resize((w, h), Image.Resampling.BICUBIC))
+
+
+def _fractal(rng: np.random.Generator, h: int, w: int, cy: int, cx: int, octaves: int = 3) -> _Arr:
+    out = np.zeros((h, w), _F32)
+    amp, total = 1.0, 0.0
+    for k in range(octaves):
+        out += amp * _smooth(rng, h, w, cy * 2**k, cx * 2**k)
+        total += amp
+        amp *= 0.5
+    return out / total
+
+
+def _ridge(rng: np.random.Generator, w: int, rough: float = 0.55, start: int = 2) -> _Arr:
+    """A 1-D midpoint-displacement profile over ``w`` columns, normalised to 0..1."""
+    pts = rng.uniform(-1.0, 1.0, start + 1)
+    scale = 0.6
+    while len(pts) < w:
+        mids = (pts[:-1] + pts[1:]) * 0.5 + rng.normal(0.0, scale, len(pts) - 1)
+        new = np.empty(2 * len(pts) - 1)
+        new[0::2] = pts
+        new[1::2] = mids
+        pts = new
+        scale *= rough
+    prof = np.interp(np.linspace(0, len(pts) - 1, w), np.arange(len(pts)), pts)
+    lo, hi = prof.min(), prof.max()
+    return ((prof - lo) / max(hi - lo, 1e-6)).astype(_F32)
+
+
+def _fill(img: _Arr, top: _Arr, color: _Arr, bottom: _Arr | None = None) -> _Arr:
+    """Paint ``color`` below the per-column line ``top`` (and above ``bottom``), antialiased.
+
+    Only the band of rows the region can touch is computed. ``color`` is an RGB triple or a full
+    (h, w, 3) array. Returns the alpha of the band, rows ``y0:y1`` given by ``_band``.
+    """
+    h = img.shape[0]
+    y0, y1 = _band(h, top, bottom)
+    if y0 >= y1:
+        return np.zeros((0, img.shape[1]), _F32)
+    ys = np.arange(y0, y1, dtype=_F32)[:, None]
+    alpha = np.clip(ys - top[None, :] + 0.5, 0.0, 1.0)
+    if bottom is not None:
+        alpha *= np.clip(bottom[None, :] - ys + 0.5, 0.0, 1.0)
+    col = color[y0:y1] if color.ndim == 3 else color
+    img[y0:y1] += (col - img[y0:y1]) * alpha[..., None]
+    return alpha
+
+
+def _band(h: int, top: _Arr, bottom: _Arr | None) -> tuple[int, int]:
+    y0 = max(int(np.floor(top.min())), 0)
+    y1 = h if bottom is None else min(int(np.ceil(bottom.max())) + 1, h)
+    return y0, y1
+
+
+def _shade(top: _Arr, sun: float, strength: float, scale: float) -> _Arr:
+    """Per-column brightness from the slope of a profile: faces turned to the sun are lit."""
+    slope = np.gradient(top)
+    return (1.0 + strength * np.tanh(slope * scale * sun)).astype(_F32)
+
+
+def _to_pil(img: _Arr) -> Image.Image:
+    return Image.fromarray(np.clip(img, 0, 255).astype(np.uint8))
+
+
+def _from_pil(pil: Image.Image) -> _Arr:
+    return np.asarray(pil, dtype=_F32).copy()
+
+
+def _rgb(c: _Arr) -> tuple[int, int, int]:
+    return int(c[0]), int(c[1]), int(c[2])
+
+
+# --------------------------------------------------------------------------------------------------
+# Sky and shared scenery.
+
+_SKIES: dict[str, tuple[tuple[float, float, float], tuple[float, float, float]]] = {
+    "day": ((55, 115, 205), (185, 210, 235)),
+    "deep": ((25, 70, 170), (140, 185, 230)),
+    "dusk": ((45, 50, 110), (245, 150, 85)),
+    "pink": ((95, 90, 160), (240, 175, 160)),
+    "overcast": ((140, 145, 155), (200, 202, 206)),
+    "haze": ((150, 175, 205), (225, 225, 215)),
+}
+
+
+def _sky(rng: np.random.Generator, r: int, horizon: int, kinds: tuple[str, ...]) -> tuple[_Arr, _Arr]:
+    """A sky gradient with clouds over the whole canvas; returns it and the horizon colour."""
+    kind = kinds[int(rng.integers(len(kinds)))]
+    top_c, hor_c = (_jit(rng, c, 18) for c in _SKIES[kind])
+    t = np.clip(np.arange(r, dtype=_F32) / max(horizon, 1), 0, 1) ** rng.uniform(0.6, 1.8)
+    col = top_c + (hor_c - top_c) * t[:, None]
+    img = np.repeat(col[:, None, :], r, axis=1).astype(_F32)
+    cover = rng.uniform(-0.3, 1.0) if kind != "overcast" else rng.uniform(0.5, 1.0)
+    if cover > 0:
+        cy = int(rng.integers(2, 5))
+        n = _fractal(rng, horizon + 1, r, cy, cy * int(rng.integers(2, 4)), 3)
+        thr = 0.62 - 0.22 * cover
+        alpha = np.clip((n - thr) * rng.uniform(4, 9), 0, 1) * rng.uniform(0.6, 1.0)
+        light = np.asarray((250, 248, 245), _F32) if kind not in ("dusk", "pink") else hor_c
+        dark = light * rng.uniform(0.55, 0.85)
+        cloud = dark + (light - dark) * np.clip(n * 1.6 - 0.3, 0, 1)[..., None]
+        sub = img[: horizon + 1]
+        sub += (cloud - sub) * alpha[..., None]
+    if kind in ("dusk", "pink", "day") and rng.random() < 0.4:
+        # A sun glow low in the sky makes lighting vary beyond the palette alone.
+        sx, sy = rng.uniform(0, r), rng.uniform(0.3, 1.0) * horizon
+        yy = np.arange(horizon + 1, dtype=_F32)[:, None]
+        xx = np.arange(r, dtype=_F32)[None, :]
+        d2 = ((xx - sx) ** 2 + (yy - sy) ** 2) / (r * rng.uniform(0.05, 0.2)) ** 2
+        glow = np.exp(-d2) * rng.uniform(0.4, 0.9)
+        sub = img[: horizon + 1]
+        sub += (np.asarray((255, 245, 215), _F32) - sub) * glow[..., None]
+    return img, hor_c
+
+
+def _range(
+    rng: np.random.Generator,
+    img: _Arr,
+    base: float,
+    amp: float,
+    rock: _Arr,
+    haze_col: _Arr,
+    haze: float,
+    snowline: float | None,
+    sun: float,
+    rough: float = 0.55,
+) -> _Arr:
+    """One mountain range: a ridgeline with a lit and a shadowed side, gullies, snow above a line.
+
+    Returns the ridgeline (row of the crest in every column).
+    """
+    h, w = img.shape[:2]
+    top = (base - amp * _ridge(rng, w, rough, int(rng.integers(1, 5)))).astype(_F32)
+    y0, y1 = _band(h, top, None)
+    if y0 >= y1:
+        return top
+    rows = y1 - y0
+    gully = _smooth(rng, rows, w, max(rows // 24, 2), max(w // 3, 4))
+    shade = _shade(top, sun, 0.35, 1.5)[None, :] * (0.8 + 0.4 * gully)
+    ys = np.arange(y0, y1, dtype=_F32)[:, None]
+    # Lower slopes get darker: soil and vegetation instead of bare rock.
+    depth = np.clip((ys - top[None, :]) / max(amp, 1.0), 0, 1)
+    col = rock[None, None, :] * (shade * (1.0 - 0.35 * depth))[..., None]
+    if snowline is not None:
+        line = snowline + amp * 0.25 * (_ridge(rng, w, 0.7, 8) - 0.5) + (gully - 0.5) * amp * 0.3
+        snow = np.clip((line - ys) * 0.5, 0, 1)
+        snow_col = np.asarray((238, 242, 250), _F32) * np.clip(shade * 1.05, 0.55, 1.08)[..., None]
+        col += (snow_col - col) * snow[..., None]
+    col += (haze_col - col) * haze
+    full = np.empty_like(img[y0:y1])
+    full[:] = col
+    band = np.zeros_like(img)
+    band[y0:y1] = full
+    _fill(img, top, band)
+    return top
+
+
+def _water(
+    rng: np.random.Generator, img: _Arr, y_top: int, far: _Arr, near: _Arr, waviness: float
+) -> None:
+    """Sea or lake from row ``y_top`` down: perspective wave rows, whitecaps, a darker foreground."""
+    h, w = img.shape[:2]
+    rows = h - y_top
+    if rows <= 0:
+        return
+    ys = np.arange(rows, dtype=_F32)[:, None] + 1.0
+    t = (ys / rows) ** 0.7
+    base = far + (near - far) * t[..., None]
+    warp = _smooth(rng, rows, w, 3, int(rng.integers(3, 8))) * 6.0
+    # Wave rows get wider towards the viewer: phase in log(distance from horizon).
+    phase = np.log(ys) * rng.uniform(9, 16) + warp
+    wave = np.sin(phase)
+    mod = 1.0 + waviness * 0.12 * wave
+    sea = base * mod[..., None]
+    caps = np.clip((wave - 0.85) * 6.0, 0, 1) * (_smooth(rng, rows, w, 4, 10) > 0.55) * waviness
+    sea += (np.asarray((240, 245, 245), _F32) - sea) * (caps * 0.8)[..., None]
+    img[y_top:] = sea
+
+
+def _reflect(img: _Arr, y: int, tint: _Arr, dim: float) -> None:
+    """Mirror everything above row ``y`` into the water below it, darkened and tinted."""
+    h = img.shape[0]
+    n = min(h - y, y)
+    if n <= 0:
+        return
+    src = img[y - n : y][::-1]
+    img[y : y + n] = src * dim + tint * (1 - dim)
+
+
+# --------------------------------------------------------------------------------------------------
+# The five classes.
+
+
+def _coast(rng: np.random.Generator, r: int) -> _Arr:
+    h0 = int(r * rng.uniform(0.25, 0.6))
+    img, hor = _sky(rng, r, h0, ("day", "day", "deep", "dusk", "pink", "overcast", "haze"))
+    sun = 1.0 if rng.random() < 0.5 else -1.0
+    if rng.random() < 0.35:
+        # Land on the far shore, now and then snowy: mountains behind a coast are common.
+        snow = h0 - r * 0.06 if rng.random() < 0.3 else None
+        _range(rng, img, h0 + 1, r * rng.uniform(0.03, 0.2), _jit(rng, (100, 105, 100), 25),
+               hor, rng.uniform(0.4, 0.8), snow, sun)
+    palette = [
+        ((25, 65, 120), (40, 120, 160)),  # Atlantic blue
+        ((20, 110, 140), (60, 190, 185)),  # tropical turquoise
+        ((70, 85, 95), (105, 120, 125)),  # stormy grey
+        ((30, 70, 110), (70, 140, 150)),
+    ]
+    far, near = palette[int(rng.integers(len(palette)))]
+    _water(rng, img, h0, _jit(rng, far, 15), _jit(rng, near, 20), rng.uniform(0.3, 1.0))
+    if rng.random() < 0.35:
+        # Glitter of the low sun on the water.
+        sx = rng.uniform(0.2, 0.8) * r
+        xs = np.arange(r, dtype=_F32)[None, :]
+        glit = np.exp(-(((xs - sx) / (r * rng.uniform(0.04, 0.12))) ** 2)) * rng.uniform(0.3, 0.7)
+        glit = glit * (_smooth(rng, r - h0, r, 12, 6) > 0.5)
+        img[h0:] += (np.asarray((255, 240, 200), _F32) - img[h0:]) * glit[..., None]
+    if rng.random() < 0.4:
+        # A cliff or headland on one side, cut off by the frame.
+        left = rng.random() < 0.5
+        cw = rng.uniform(0.2, 0.55) * r
+        xs = np.arange(r, dtype=_F32)
+        d = xs if left else (r - 1 - xs)
+        prof = np.clip(1.0 - d / cw, 0, 1) ** rng.uniform(0.3, 0.8)
+        height = rng.uniform(0.1, 0.5) * r
+        top = h0 + 2 - prof * height - (_ridge(rng, r, 0.6) - 0.5) * r * 0.04
+        top = np.where(prof > 0, top, r + 10.0).astype(_F32)
+        rock = _jit(rng, (125, 105, 85), 30)
+        ys = np.arange(r, dtype=_F32)[:, None]
+        strata = 0.85 + 0.3 * _smooth(rng, r, r, int(rng.integers(8, 20)), 3)
+        grass = np.clip((ys - top[None, :]) / 4.0, 0, 1)
+        cliff = rock * strata[..., None] * _shade(top, sun, 0.2, 0.5)[None, :, None]
+        green = _jit(rng, (80, 115, 55), 25)
+        cliff = green + (cliff - green) * grass[..., None] if rng.random() < 0.6 else cliff
+        _fill(img, top, cliff)
+    if rng.random() < 0.8:
+        # The beach: wet sand and a foam line along a wavy shoreline.
+        ys0 = h0 + (r - h0) * rng.uniform(0.3, 0.8)
+        xs = np.arange(r, dtype=_F32)
+        shore = (ys0 + np.sin(xs / r * rng.uniform(2, 8) + rng.uniform(0, 6)) * r * 0.03
+                 + (xs / r - 0.5) * r * rng.uniform(-0.3, 0.3)).astype(_F32)
+        sands = [(215, 195, 155), (200, 180, 140), (225, 210, 180), (120, 115, 110), (185, 160, 120)]
+        sand = _pick(rng, sands) + rng.uniform(-15, 15, 3).astype(_F32)
+        y0, _ = _band(r, shore, None)
+        rows = r - y0
+        tex = 0.9 + 0.2 * _fractal(rng, rows, r, 4, 8, 2)
+        ys = np.arange(y0, r, dtype=_F32)[:, None]
+        wet = np.clip(1.0 - (ys - shore[None, :]) / (r * 0.05), 0, 1) * 0.3
+        col = sand * (tex * (1 - wet))[..., None]
+        band = np.zeros_like(img)
+        band[y0:] = col
+        _fill(img, shore, band)
+        foam = np.clip(1.5 - np.abs(ys - shore[None, :] + 1) / 1.5, 0, 1)
+        foam *= _smooth(rng, rows, r, 2, 12) > 0.35
+        img[y0:] += (np.asarray((245, 248, 248), _F32) - img[y0:]) * (foam * 0.85)[..., None]
+    if rng.random() < 0.3:
+        pil = _to_pil(img)
+        draw = ImageDraw.Draw(pil)
+        for _ in range(int(rng.integers(1, 6))):
+            cx, cy = rng.uniform(0, r), rng.uniform(h0 + 2, r)
+            s = (cy - h0) * rng.uniform(0.05, 0.25) + 1
+            c = _rgb(_jit(rng, (60, 55, 50), 20))
+            draw.ellipse((cx - 1.5 * s, cy - s, cx + 1.5 * s, cy + 0.3 * s), fill=c)
+        img = _from_pil(pil)
+    return img
+
+
+def _desert(rng: np.random.Generator, r: int) -> _Arr:
+    h0 = int(r * rng.uniform(0.25, 0.6))
+    img, hor = _sky(rng, r, h0, ("day", "deep", "deep", "haze", "haze", "dusk", "pink"))
+    sun = 1.0 if rng.random() < 0.5 else -1.0
+    sands = [(215, 150, 90), (225, 180, 120), (225, 205, 170), (185, 105, 65), (200, 170, 130)]
+    sand = _pick(rng, sands) + rng.uniform(-15, 15, 3).astype(_F32)
+    if rng.random() < 0.35:
+        # Mesas or a rocky range on the horizon: flat tops come from clipping a ridge.
+        amp = r * rng.uniform(0.05, 0.25)
+        base = h0 + 1
+        prof = np.minimum(_ridge(rng, r, 0.5) * rng.uniform(1.0, 2.0), 1.0)
+        top = (base - amp * prof).astype(_F32)
+        rock = sand * rng.uniform(0.55, 0.8)
+        col = rock * _shade(top, sun, 0.3, 1.0)[:, None]
+        col = col + (hor - col) * rng.uniform(0.2, 0.6)
+        _fill(img, top, np.broadcast_to(col[None], img.shape).copy())
+    else:
+        _fill(img, np.full(r, h0 + 1, _F32), sand + (hor - sand) * 0.5)
+    n = int(rng.integers(3, 6))
+    xs = np.arange(r, dtype=_F32)
+    tex_all = _smooth(rng, r, r, 6, 6)
+    rip_f = rng.uniform(0.6, 1.6)
+    rip_phase = rng.uniform(0, 6.3)
+    for i in range(n):
+        f = (i + 1) / n
+        base = h0 + (r - h0) * (f ** rng.uniform(0.8, 1.4)) * rng.uniform(0.85, 1.05) + 2
+        amp = (r - h0) * rng.uniform(0.1, 0.35) * (0.4 + f)
+        freq = rng.uniform(1.0, 4.0) / r * (2.2 - f) * 2 * np.pi
+        u = xs * freq + rng.uniform(0, 6.3)
+        # A skewed sine: gentle windward slope, steep slip face, sharp crest.
+        wave = 0.5 + 0.5 * np.sin(u + rng.uniform(0.3, 0.9) * np.sin(u))
+        wave = wave ** rng.uniform(1.0, 2.0) + 0.15 * _ridge(rng, r, 0.5)
+        top = (base - amp * wave).astype(_F32)
+        shade = _shade(top, sun, rng.uniform(0.25, 0.45), 3.0)
+        y0, _ = _band(r, top, None)
+        ys = np.arange(y0, r, dtype=_F32)[:, None]
+        tex = 0.93 + 0.14 * tex_all[y0:]
+        col_sand = sand * rng.uniform(0.92, 1.08)
+        brightness = shade[None, :] * tex
+        if f > 0.4:
+            ripples = np.sin(ys * rip_f * (1 + f) + xs[None, :] * 0.15 + rip_phase)
+            brightness = brightness * (1.0 + 0.04 * ripples)
+        col = col_sand[None, None, :] * brightness[..., None]
+        col += (hor - col) * (0.45 * (1 - f) ** 1.5)
+        band = np.zeros_like(img)
+        band[y0:] = col
+        _fill(img, top, band)
+    if rng.random() < 0.35:
+        # Shrubs, stones or a lone acacia: clutter that forests and coasts also have.
+        pil = _to_pil(img)
+        draw = ImageDraw.Draw(pil)
+        k = int(rng.integers(2, 25))
+        cys = h0 + (r - h0) * rng.uniform(0.1, 1.0, k)
+        cxs = rng.uniform(0, r, k)
+        for cx, cy in zip(cxs, cys, strict=True):
+            s = (cy - h0) / (r - h0) * r * 0.03 + 0.6
+            c = _rgb(_jit(rng, (80, 75, 45), 25))
+            draw.ellipse((cx - s, cy - 0.7 * s, cx + s, cy + 0.2 * s), fill=c)
+        if rng.random() < 0.3:
+            cx, cy = rng.uniform(0.1, 0.9) * r, h0 + (r - h0) * rng.uniform(0.2, 0.6)
+            hgt = r * rng.uniform(0.08, 0.2)
+            draw.line((cx, cy, cx, cy - hgt), fill=(70, 55, 40), width=max(1, r // 80))
+            draw.ellipse((cx - hgt * 0.8, cy - hgt * 1.2, cx + hgt * 0.8, cy - hgt * 0.8),
+                         fill=_rgb(_jit(rng, (70, 90, 45), 20)))
+        img = _from_pil(pil)
+    return img
+
+
+_GREENS = [(40, 95, 40), (30, 70, 35), (65, 115, 45), (25, 55, 40), (85, 125, 55), (45, 85, 60)]
+_AUTUMN = [(200, 120, 35), (220, 170, 50), (170, 60, 30), (150, 130, 50), (120, 110, 40)]
+
+
+def _forest(rng: np.random.Generator, r: int) -> _Arr:
+    open_sky = rng.random() < 0.75
+    h0 = int(r * rng.uniform(0.15, 0.55)) if open_sky else int(r * rng.uniform(0.0, 0.1))
+    img, hor = _sky(rng, r, max(h0, 4), ("day", "day", "deep", "overcast", "haze", "dusk"))
+    sun = 1.0 if rng.random() < 0.5 else -1.0
+    if open_sky and rng.random() < 0.3:
+        # Hills or peaks behind the trees.
+        snow = h0 - r * 0.1 if rng.random() < 0.3 else None
+        _range(rng, img, h0 + r * 0.05, r * rng.uniform(0.05, 0.3),
+               _jit(rng, (85, 100, 85), 20), hor, rng.uniform(0.3, 0.7), snow, sun)
+    snowy = rng.random() < 0.1
+    style = rng.random()  # <0.35 conifers, >0.7 broadleaf, mixed between
+    autumn = rng.random() < 0.3
+    ground = _jit(rng, (240, 242, 248), 8) if snowy else _pick(
+        rng, [(70, 100, 40), (95, 80, 50), (60, 80, 45), (120, 110, 60)]
+    ) + rng.uniform(-15, 15, 3).astype(_F32)
+    gy = int(h0 + (r - h0) * rng.uniform(0.1, 0.4))
+    tex = _fractal(rng, r - gy, r, 4, 8, 2)
+    img[gy:] = ground * (0.8 + 0.4 * tex)[..., None]
+    if not open_sky:
+        # Under the canopy: a dark green backdrop instead of sky.
+        back = _pick(rng, _GREENS) * rng.uniform(0.4, 0.7)
+        img[:gy] = back * (0.8 + 0.4 * _smooth(rng, gy, r, 4, 6))[..., None]
+    pil = _to_pil(img)
+    draw = ImageDraw.Draw(pil)
+    n_rows = int(rng.integers(3, 7))
+    density = rng.uniform(0.35, 0.8)
+    for j in range(n_rows):
+        f = (j + 1) / n_rows
+        base_y = gy + (r * 1.15 - gy) * f ** 1.3
+        tree_h = r * (0.08 + 0.5 * f ** 1.5) * rng.uniform(0.8, 1.3)
+        tree_w = tree_h * rng.uniform(0.25, 0.5)
+        n_trees = int(r / (tree_w * density)) + 2
+        cxs = np.linspace(-tree_w, r + tree_w, n_trees) + rng.uniform(-0.4, 0.4, n_trees) * tree_w
+        hs = tree_h * rng.uniform(0.75, 1.25, n_trees)
+        bys = base_y + rng.uniform(-0.1, 0.1, n_trees) * tree_h
+        kinds = rng.random(n_trees)
+        haze = 0.55 * (1 - f) ** 1.5 if open_sky else 0.0
+        shade_k = rng.uniform(0.75, 1.2, n_trees)
+        pal = _AUTUMN if autumn else _GREENS
+        cols = np.asarray([pal[k] for k in rng.integers(len(pal), size=n_trees)], _F32)
+        if autumn:
+            # Autumn woods keep some evergreens.
+            keep = rng.random(n_trees) < 0.3
+            cols[keep] = np.asarray(_GREENS[1], _F32)
+        cols = cols * shade_k[:, None] * (0.7 + 0.3 * f)
+        cols = cols + (hor - cols) * haze
+        jitter = rng.uniform(-1, 1, (n_trees, 8, 3))
+        trunk = np.asarray((70, 50, 35), _F32) + (hor - np.asarray((70, 50, 35), _F32)) * haze
+        for t in range(n_trees):
+            cx, by, th = float(cxs[t]), float(bys[t]), float(hs[t])
+            c = cols[t]
+            conifer = kinds[t] < (1.25 - style * 1.5)
+            tw = max(1, int(th * 0.04))
+            draw.line((cx, by, cx, by - th * (0.3 if conifer else 0.55)), fill=_rgb(trunk), width=tw)
+            if conifer:
+                tiers = 3
+                for k in range(tiers):
+                    y_b = by - th * (0.15 + 0.25 * k)
+                    half = th * 0.28 * (1 - 0.25 * k)
+                    ck = c * (0.85 + 0.1 * k) + jitter[t, k] * 8
+                    draw.polygon(
+                        [(cx - half, y_b), (cx + half, y_b), (cx, y_b - th * 0.45)],
+                        fill=_rgb(np.clip(ck, 0, 255)),
+                    )
+                if snowy:
+                    draw.polygon([(cx - th * 0.06, by - th * 0.8), (cx + th * 0.06, by - th * 0.8),
+                                  (cx, by - th * 0.95)], fill=(235, 238, 245))
+            else:
+                for k in range(6):
+                    ox = jitter[t, k, 0] * th * 0.22
+                    oy = -th * 0.65 + jitter[t, k, 1] * th * 0.18
+                    rr = th * (0.16 + 0.06 * jitter[t, k, 2])
+                    light = 1.0 + 0.12 * sun * jitter[t, k, 0]
+                    ck = np.clip(c * light + jitter[t, k + 2] * 10, 0, 255)
+                    draw.ellipse((cx + ox - rr, by + oy - rr, cx + ox + rr, by + oy + rr * 0.9),
+                                 fill=_rgb(ck))
+    img = _from_pil(pil)
+    if snowy:
+        flecks = (_smooth(rng, r, r, r // 6, r // 6) > rng.uniform(0.6, 0.75)).astype(_F32) * 0.8
+        img += (np.asarray((235, 238, 245), _F32) - img) * flecks[..., None]
+    return img
+
+
+def _glacier(rng: np.random.Generator, r: int) -> _Arr:
+    h0 = int(r * rng.uniform(0.2, 0.5))
+    img, hor = _sky(rng, r, h0, ("day", "deep", "deep", "overcast", "haze", "pink"))
+    sun = 1.0 if rng.random() < 0.5 else -1.0
+    if rng.random() < 0.75:
+        # Rock walls and snowy peaks around the ice.
+        amp = r * rng.uniform(0.08, 0.35)
+        snow = h0 - amp * rng.uniform(0.2, 0.9) if rng.random() < 0.7 else None
+        rock = _jit(rng, (75, 75, 80), 20)
+        _range(rng, img, h0 + 2, amp, rock, hor, rng.uniform(0.05, 0.4), snow, sun)
+    tidewater = rng.random() < 0.2
+    ice_white = _jit(rng, (232, 240, 248), 10)
+    ice_blue = _jit(rng, (140, 185, 225), 20)
+    blue_amt = rng.uniform(0.2, 0.9)
+    rows = r - h0
+    n = _fractal(rng, rows, r, 3, int(rng.integers(4, 9)), 3)
+    ys = np.arange(rows, dtype=_F32)[:, None] / max(rows, 1)
+    t = np.clip(n * blue_amt * 1.6 - 0.25, 0, 1) ** 1.5
+    ice = ice_white + (ice_blue - ice_white) * t[..., None]
+    ice *= (rng.uniform(0.85, 1.0) + rng.uniform(-0.1, 0.1) * ys)[..., None]
+    if rng.random() < 0.5:
+        # Dirty ice: streaks of grey debris along the flow.
+        dirt = _smooth(rng, rows, r, 2, int(rng.integers(6, 16)))
+        dirt_amt = np.clip((dirt - 0.6) * 3, 0, 1) * rng.uniform(0.3, 0.8)
+        ice += (np.asarray((110, 105, 100), _F32) - ice) * dirt_amt[..., None]
+    img[h0:] = ice
+    pil = _to_pil(img)
+    draw = ImageDraw.Draw(pil)
+    if tidewater:
+        # A calving front above dark water, with floating ice: looks like a coast at a glance.
+        wy = int(h0 + rows * rng.uniform(0.3, 0.6))
+        sea = _rgb(_jit(rng, (40, 60, 75), 15))
+        draw.rectangle((0, wy, r, r), fill=sea)
+        for _ in range(int(rng.integers(2, 12))):
+            cx, cy = rng.uniform(0, r), rng.uniform(wy + 2, r)
+            s = (cy - wy) * rng.uniform(0.05, 0.25) + 1
+            draw.polygon([(cx - s, cy), (cx + s, cy), (cx + s * 0.5, cy - s * 0.8),
+                          (cx - s * 0.3, cy - s)], fill=_rgb(_jit(rng, (225, 235, 245), 10)))
+    else:
+        wy = r
+    vx = rng.uniform(0.2, 0.8) * r
+    crev = _jit(rng, (45, 85, 140), 20)
+    k = int(rng.integers(6, 35))
+    for _ in range(k):
+        f = rng.random() ** 0.8
+        y = h0 + (wy - h0) * f
+        if y >= wy - 1:
+            continue
+        length = r * rng.uniform(0.05, 0.35) * (0.3 + f)
+        cx = rng.uniform(-0.1, 1.1) * r
+        xs = np.linspace(cx - length / 2, cx + length / 2, 6)
+        # Crevasses open across the flow and curve with it.
+        ys_line = y + (xs - vx) * rng.uniform(-0.15, 0.15) + rng.normal(0, 1 + 2 * f, 6)
+        w = max(1, int(1 + 3 * f * rng.random()))
+        col = _rgb(crev * rng.uniform(0.6, 1.1))
+        draw.line(list(zip(xs.tolist(), ys_line.tolist(), strict=True)), fill=col, width=w)
+    if rng.random() < 0.4:
+        # A medial moraine: a dark band converging to the far end of the glacier.
+        x_far = vx + rng.uniform(-0.1, 0.1) * r
+        x_near = rng.uniform(-0.2, 1.2) * r
+        wf, wn = r * 0.005, r * rng.uniform(0.03, 0.12)
+        draw.polygon([(x_far - wf, h0 + 1), (x_far + wf, h0 + 1), (x_near + wn, wy),
+                      (x_near - wn, wy)], fill=_rgb(_jit(rng, (85, 80, 75), 15)))
+    if rng.random() < 0.3:
+        # A nunatak: bare rock sticking out of the ice.
+        cx, cy = rng.uniform(0, r), h0 + rows * rng.uniform(0.1, 0.6)
+        s = r * rng.uniform(0.03, 0.12)
+        pts = [(cx + s * np.cos(a) * rng.uniform(0.6, 1.4),
+                cy + 0.5 * s * np.sin(a) * rng.uniform(0.6, 1.4)) for a in np.linspace(0, 6.28, 7)]
+        draw.polygon(pts, fill=_rgb(_jit(rng, (60, 58, 55), 15)))
+    return _from_pil(pil)
+
+
+def _mountain(rng: np.random.Generator, r: int) -> _Arr:
+    h0 = int(r * rng.uniform(0.4, 0.75))
+    img, hor = _sky(rng, r, h0, ("day", "day", "deep", "dusk", "pink", "overcast", "haze"))
+    sun = 1.0 if rng.random() < 0.5 else -1.0
+    n = int(rng.integers(2, 5))
+    amp0 = r * rng.uniform(0.15, 0.4)
+    rocks = [(110, 105, 100), (125, 110, 95), (95, 95, 105), (140, 125, 110), (80, 85, 75)]
+    rock = _pick(rng, rocks) + rng.uniform(-15, 15, 3).astype(_F32)
+    snowy = rng.random() < 0.7
+    snowline = h0 - amp0 * rng.uniform(0.35, 0.85) if snowy else None
+    haze0 = rng.uniform(0.3, 0.75)
+    valley = rng.uniform(0.05, 0.3)
+    for i in range(n):
+        f = i / max(n - 1, 1)  # 0 = farthest range, 1 = nearest
+        base = h0 + (r - h0) * valley * f * 2
+        amp = amp0 * (1.0 - 0.45 * f) * rng.uniform(0.8, 1.1)
+        haze = haze0 * (1 - f) ** 1.3
+        col = rock * (0.75 + 0.25 * (1 - f))
+        _range(rng, img, base, amp, col, hor, haze, snowline, sun, rng.uniform(0.5, 0.62))
+    fg = rng.random()
+    if fg < 0.25:
+        # A meadow in the valley.
+        xs = np.arange(r, dtype=_F32)
+        top = (r * rng.uniform(0.8, 0.95) - (_ridge(rng, r, 0.4) * r * 0.05)).astype(_F32)
+        meadow = _jit(rng, (90, 125, 55), 25)
+        y0, _ = _band(r, top, None)
+        tex = 0.8 + 0.4 * _smooth(rng, r - y0, r, 3, 10)
+        band = np.zeros_like(img)
+        band[y0:] = meadow * tex[..., None] * (1 + 0.0 * xs[None, :, None])
+        _fill(img, top, band)
+    elif fg < 0.4:
+        # A lake that mirrors the peaks: water that is not the sea.
+        y = int(r * rng.uniform(0.75, 0.92))
+        _reflect(img, y, _jit(rng, (40, 70, 90), 15), rng.uniform(0.5, 0.8))
+    elif fg < 0.55:
+        # A row of conifers at the foot of the slope.
+        pil = _to_pil(img)
+        draw = ImageDraw.Draw(pil)
+        base = r * rng.uniform(0.9, 1.05)
+        green = _jit(rng, (35, 65, 40), 12)
+        for cx in np.arange(-5, r + 5, r * rng.uniform(0.02, 0.05)):
+            th = r * rng.uniform(0.05, 0.14)
+            draw.polygon([(cx - th * 0.25, base), (cx + th * 0.25, base), (cx, base - th)],
+                         fill=_rgb(green * rng.uniform(0.8, 1.2)))
+        img = _from_pil(pil)
+    return img
+
+
+_RENDERERS: dict[str, Callable[[np.random.Generator, int], _Arr]] = {
+    "coast": _coast,
+    "desert": _desert,
+    "forest": _forest,
+    "glacier": _glacier,
+    "mountain": _mountain,
+}
+
+# --------------------------------------------------------------------------------------------------
+# Camera: exposure, white balance, lens softness and sensor noise.
+
+_NOISE_TILE = 256
+_noise_cache: list[_Arr] = []
+
+
+def _noise_tile() -> _Arr:
+    """A fixed tile of sensor noise, made once: drawing fresh Gaussian noise per image is slow."""
+    if not _noise_cache:
+        gen = np.random.default_rng(20240611)
+        tile = np.clip(gen.normal(0.0, 2.0, (_NOISE_TILE, _NOISE_TILE, 3)), -6, 6)
+        _noise_cache.append(np.rint(tile).astype(np.int16))
+    return _noise_cache[0]
+
+
+def _finish(rng: np.random.Generator, img: _Arr, size: int) -> Image.Image:
+    r = img.shape[0]
+    gray = img.mean(axis=2, keepdims=True)
+    img = gray + (img - gray) * rng.uniform(0.7, 1.25)
+    wb = (1.0 + rng.uniform(-0.07, 0.07, 3)).astype(_F32)
+    contrast = rng.uniform(0.85, 1.15)
+    img = ((img - 128.0) * contrast + 128.0) * (rng.uniform(0.82, 1.12) * wb)
+    if rng.random() < 0.4:
+        c = (r - 1) / 2
+        d = np.arange(r, dtype=_F32) - c
+        rad = (d[:, None] ** 2 + d[None, :] ** 2) / (2 * c * c)
+        img *= (1.0 - rng.uniform(0.15, 0.45) * rad)[..., None]
+    pil = _to_pil(img)
+    if r != size:
+        pil = pil.resize((size, size), Image.Resampling.BICUBIC)
+    if rng.random() < 0.25:
+        pil = pil.filter(ImageFilter.GaussianBlur(rng.uniform(0.3, 1.0)))
+    level = int(rng.integers(0, 4))
+    oy, ox = (int(v) for v in rng.integers(0, _NOISE_TILE, 2))
+    flip = rng.random() < 0.5
+    arr = np.asarray(pil)
+    if level:
+        tile = _noise_tile()
+        idx_y = (np.arange(size) + oy) % _NOISE_TILE
+        idx_x = (np.arange(size) + ox) % _NOISE_TILE
+        noise = tile[idx_y][:, idx_x] * level
+        arr = np.clip(arr.astype(np.int16) + noise, 0, 255).astype(np.uint8)
+    if flip:
+        arr = arr[:, ::-1]
+    return Image.fromarray(np.ascontiguousarray(arr))
+
+
+def render_landscape(cls: str, rng: np.random.Generator, size: int = 224) -> Image.Image:
+    """Draw one RGB landscape of class ``cls`` as a ``size``×``size`` image.
+
+    All randomness comes from ``rng``, so the same generator state gives the same picture.
+    """
+    _check_class(cls)
+    if size < 32:
+        raise UserError(f"size must be at least 32 pixels, got {size}")
+    r = max(_MIN_RENDER, round(size * _RENDER_SCALE))
+    return _finish(rng, _RENDERERS[cls](rng, r), size)
+
+
+# --------------------------------------------------------------------------------------------------
+# EXIF and the dataset writer.
+
+
+def _dms(value: float) -> tuple[IFDRational, IFDRational, IFDRational]:
+    deg = int(value)
+    minutes_f = (value - deg) * 60
+    minutes = int(minutes_f)
+    sec = round((minutes_f - minutes) * 60 * 100)
+    return IFDRational(deg, 1), IFDRational(minutes, 1), IFDRational(sec, 100)
+
+
+def _exif(cls: str, rng: np.random.Generator) -> Image.Exif:
+    when = datetime(2012, 1, 1) + timedelta(seconds=int(rng.integers(0, 12 * 365 * 86400)))
+    stamp = when.strftime("%Y:%m:%d %H:%M:%S")
+    boxes = _GPS_REGIONS[cls]
+    lat0, lat1, lon0, lon1 = boxes[int(rng.integers(len(boxes)))]
+    lat, lon = rng.uniform(lat0, lat1), rng.uniform(lon0, lon1)
+    exif = Image.Exif()
+    exif[0x010F] = _CAMERA_MAKE
+    exif[0x0110] = _CAMERA_MODEL
+    exif[0x0131] = "landscape.data.synth"
+    exif[0x0132] = stamp
+    exif[0x010E] = f"synthetic {cls} landscape"
+    sub = exif.get_ifd(0x8769)
+    sub[0x9003] = stamp  # DateTimeOriginal
+    sub[0x9004] = stamp  # DateTimeDigitized
+    gps = exif.get_ifd(0x8825)
+    gps[0x0000] = b"\x02\x03\x00\x00"
+    gps[0x0001] = "N" if lat >= 0 else "S"
+    gps[0x0002] = _dms(abs(lat))
+    gps[0x0003] = "E" if lon >= 0 else "W"
+    gps[0x0004] = _dms(abs(lon))
+    return exif
+
+
+def generate_dataset(
+    out: Path, spec: SynthSpec, progress: Callable[[int, int], None] | None = None
+) -> SynthResult:
+    """Write ``spec.per_class`` JPEGs per class as ``out/<class>/<class>_<00000>.jpg``.
+
+    ``progress(done, total)`` is called after every image. Existing files of the same names are
+    overwritten; other files in ``out`` are left alone.
+    """
+    start = time.perf_counter()
+    out = Path(out)
+    total = spec.per_class * len(spec.classes)
+    lo, hi = spec.quality
+    done = 0
+    counts: dict[str, int] = {}
+    for cls in spec.classes:
+        # The global class index keeps a class's images the same whatever subset is asked for.
+        ci = CLASSES.index(cls)
+        folder = out / cls
+        folder.mkdir(parents=True, exist_ok=True)
+        for i in range(spec.per_class):
+            rng = np.random.default_rng([spec.seed, ci, i])
+            img = render_landscape(cls, rng, spec.size)
+            quality = int(rng.integers(lo, hi + 1))
+            exif = _exif(cls, rng)
+            img.save(folder / f"{cls}_{i:05d}.jpg", "JPEG", quality=quality, exif=exif)
+            done += 1
+            if progress is not None:
+                progress(done, total)
+        counts[cls] = spec.per_class
+    return SynthResult(out, counts, done, time.perf_counter() - start)
