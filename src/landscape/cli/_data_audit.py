@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import typer
-
 from rich.markup import escape
 
 from ._output import console, print_json, progress_bar
@@ -74,8 +73,8 @@ def _print_list(title: str, items: Sequence[str]) -> None:
 
 def _print_audit(data: dict[str, Any]) -> None:
     console.print(
-        f"[bold]{escape(data['root'])}[/]: layout {data['layout']}, {len(data['classes'])} classes, "
-        f"{data['images']} images ({data['readable']} readable)"
+        f"[bold]{escape(data['root'])}[/]: layout {data['layout']}, "
+        f"{len(data['classes'])} classes, {data['images']} images ({data['readable']} readable)"
     )
     console.print(_counts_table("images per class and split", data["classes"], data["splits"]))
     ratios = ", ".join(
@@ -85,7 +84,9 @@ def _print_audit(data: dict[str, Any]) -> None:
     console.print(f"class imbalance (largest/smallest class): {ratios}")
     _print_summary(data)
 
-    _print_list("corrupt or unreadable images", [f"{c['path']}: {c['reason']}" for c in data["corrupt"]])
+    _print_list(
+        "corrupt or unreadable images", [f"{c['path']}: {c['reason']}" for c in data["corrupt"]]
+    )
     _print_list("skipped files", [f"{c['path']}: {c['reason']}" for c in data["skipped"]])
     _print_list(
         "leakage: copies of an image in more than one split",
@@ -168,5 +169,7 @@ def register(app: typer.Typer) -> None:
             f"{len(result['classes'])} classes, {result['images']} images"
             + (f" ({result['unreadable']} unreadable)" if result["unreadable"] else "")
         )
-        console.print(_counts_table("images per class and split", result["classes"], result["splits"]))
+        console.print(
+            _counts_table("images per class and split", result["classes"], result["splits"])
+        )
         _print_summary(result)

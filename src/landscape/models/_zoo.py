@@ -181,7 +181,7 @@ class TinyCNN(nn.Module):
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(width * 4, num_classes)
 
-    def forward(self, x: "torch.Tensor") -> "torch.Tensor":  # noqa: F821
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # noqa: F821
         return self.fc(self.pool(self.features(x)).flatten(1))
 
 

@@ -1,0 +1,1 @@
+"""Training: Lightning module, optimisers and schedules, feature cache, the ``fit`` entry point."""
