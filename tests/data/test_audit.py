@@ -127,6 +127,7 @@ def _flagged(report: dict) -> set[str]:
     return paths
 
 
+@pytest.mark.intel
 @needs_intel
 def test_every_planted_defect_is_found_and_clean_files_are_not(planted: Planted) -> None:
     calls: list[int] = []
@@ -177,6 +178,7 @@ def test_every_planted_defect_is_found_and_clean_files_are_not(planted: Planted)
     assert not (set(planted.clean) - set(planted.exact) - set(planted.near)) & _flagged(report)
 
 
+@pytest.mark.intel
 @needs_intel
 def test_exact_copy_across_splits_is_exact_leakage_and_label_conflict(tmp_path: Path) -> None:
     root = tmp_path / "intel"
@@ -202,6 +204,7 @@ def test_exact_copy_across_splits_is_exact_leakage_and_label_conflict(tmp_path: 
     assert any(c["labels"] == ["glacier", "street"] for c in report["label_conflicts"])
 
 
+@pytest.mark.intel
 @needs_intel
 def test_csv_manifest_listing_one_file_in_two_splits(tmp_path: Path) -> None:
     images = tmp_path / "images"

@@ -141,7 +141,7 @@ def server() -> Iterator[Server]:
     host, port = httpd.server_address[:2]
     httpd.state = Server(base=f"http://{host!s}:{port}")
     httpd.state.files = {"tiny.zip": ZIP_BYTES, "landscape.tar.gz": TAR_BYTES}
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     try:
         yield httpd.state
@@ -275,6 +275,26 @@ def test_complete_part_answered_with_416_counts_as_done(server: Server, tmp_path
     part.write_bytes(ZIP_BYTES)
     result = download_dataset(f"{server.base}/tiny.zip", out, sha256=_sha(ZIP_BYTES))
     assert result.resumed and result.extracted == 6
+
+
+def test_part_longer_than_the_file_starts_over(server: Server, tmp_path: Path) -> None:
+    out = tmp_path / "data"
+    part = out / ".partial" / "tiny.zip.part"
+    part.parent.mkdir(parents=True)
+    stale = ZIP_BYTES + b"junk from a bigger, older version"
+    part.write_bytes(stale)
+    result = download_dataset(f"{server.base}/tiny.zip", out)
+    # 416 (range beyond the end) for the stale part, then a plain request from byte 0.
+    assert [r.get("Range") for r in server.requests] == [f"bytes={len(stale)}-", None]
+    assert not result.resumed and result.sha256 == _sha(ZIP_BYTES)
+
+
+def test_corrupt_archive_is_reported_and_discarded(server: Server, tmp_path: Path) -> None:
+    server.files["cut.tar.gz"] = TAR_BYTES[: len(TAR_BYTES) // 2]
+    out = tmp_path / "data"
+    with pytest.raises(DownloadError, match="corrupt or truncated"):
+        download_dataset(f"{server.base}/cut.tar.gz", out)
+    assert _files_under(out) == []
 
 
 def test_unreachable_url_and_http_errors_are_one_line_download_errors(
@@ -420,6 +440,8 @@ def test_cli_download_json_and_errors(
     )
     captured = capsys.readouterr()
     assert code == 1
-    lines = captured.err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error:") and "checksum mismatch" in lines[0]
+    # The finished download bar may precede it; the error itself is one line.
+    errors = [line for line in captured.err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "checksum mismatch" in errors[0]
+    assert captured.err.rstrip().endswith(errors[0])
     assert "Traceback" not in captured.err

@@ -23,14 +23,21 @@ def _counts_table(title: str, classes: Sequence[str], splits: dict[str, dict[str
 
     table = Table(title=title, title_justify="left")
     table.add_column("class", overflow="fold")
+    # Without splits the single "all" column is the total already.
+    with_total = len(splits) > 1
     for split in splits:
         table.add_column(split, justify="right")
-    table.add_column("total", justify="right", style="bold")
+    if with_total:
+        table.add_column("total", justify="right", style="bold")
     for name in classes:
         row = [splits[s].get(name, 0) for s in splits]
-        table.add_row(escape(name), *(str(n) if n else "[red]0[/]" for n in row), str(sum(row)))
+        cells = [str(n) if n else "[red]0[/]" for n in row] + (
+            [str(sum(row))] if with_total else []
+        )
+        table.add_row(escape(name), *cells)
     totals = [sum(row.values()) for row in splits.values()]
-    table.add_row("[bold]total", *(f"[bold]{n}" for n in totals), str(sum(totals)))
+    cells = [f"[bold]{n}" for n in totals] + ([str(sum(totals))] if with_total else [])
+    table.add_row("[bold]total", *cells)
     return table
 
 
@@ -130,7 +137,9 @@ def register(app: typer.Typer) -> None:
 
         Every image is read and decoded once. Findings do not fail the command (exit 0); only an
         unusable dataset (missing, no images, one class) exits 1. Examples:
-        `landscape data audit demo-data`, `landscape data audit "Landscape Classification" --json`
+
+        - `landscape data audit demo-data`
+        - `landscape data audit "Landscape Classification" --json`
         """
         from landscape.data.audit import audit_index
         from landscape.data.datasets import load_dataset

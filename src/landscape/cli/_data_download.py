@@ -110,7 +110,7 @@ def register(app: typer.Typer) -> None:
         ),
         out: Path = typer.Argument(..., help="Folder to extract into (created if missing)."),
         sha256: str = typer.Option(
-            None, "--sha256", help="Expected sha256 of the archive; a mismatch deletes it."
+            None, "--sha256", help="Expected sha256 of the archive (a mismatch deletes a download)."
         ),
         keep_archive: bool = typer.Option(
             False, "--keep-archive", help="Keep the archive in OUT/.downloads after extracting."
@@ -125,8 +125,9 @@ def register(app: typer.Typer) -> None:
         Interrupted downloads resume when the same command runs again (HTTP Range). Members
         that would land outside OUT (`..`, absolute paths) and links or devices make the whole
         archive refused before anything is written. Examples:
-        `landscape data download https://example.org/landscapes.zip data/landscapes --sha256 ab12…`,
-        `landscape data download ~/Downloads/archive.zip data/intel`
+
+        - `landscape data download https://example.org/landscapes.zip data/land --sha256 ab12…`
+        - `landscape data download ~/Downloads/archive.zip data/intel`
         """
         from landscape.data.download import download_dataset
 

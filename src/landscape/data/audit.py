@@ -29,7 +29,7 @@ from PIL import Image
 
 from landscape.errors import ImageDecodeError, UserError
 
-from .datasets import DatasetIndex, Sample, load_dataset
+from .datasets import SPLITS, DatasetIndex, Sample, load_dataset
 from .hashing import NEAR_DUPLICATE_BITS, ImageHashes, group_near_duplicates
 from .io import open_image
 
@@ -147,6 +147,14 @@ class AuditReport:
 
     Paths are kept absolute here; ``to_dict`` writes them relative to the dataset folder (the
     manifest's folder for a CSV) when they lie inside it, so ``root / path`` always finds them.
+
+    JSON keys: ``root, layout, classes, splits {split: {class: n}}, images, readable, sizes,
+    modes`` (as in :class:`DatasetStats`), ``corrupt``/``skipped`` ``[{path, reason}]``,
+    ``exact_duplicates``/``near_duplicates`` ``[[path, ...]]`` (near groups hold at least two
+    different contents), ``near_bits``, ``leakage [{paths, splits (aligned), kind: exact|near}]``,
+    ``label_conflicts [{paths, labels}]``, ``imbalance {split: max/min or null}``,
+    ``missing_classes {split: [class]}``, ``mean``/``std`` (RGB), ``channel_stats {split, images,
+    short_side, note}`` and ``findings``. Splits are keyed ``"all"`` when the dataset has none.
     """
 
     root: Path
@@ -188,7 +196,7 @@ class AuditReport:
         return _relative(path, self.root)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict with stable keys (see the module docstring of the CLI command)."""
+        """JSON-ready dict with the stable keys listed in the class docstring."""
         rel = self.relative
         return {
             "root": str(self.root),
@@ -304,9 +312,12 @@ def _inspect(path: Path, *, want_stats: bool, short_side: int) -> _FileFacts:
     except Exception as exc:  # a Pillow plugin bug must not abort a 12k-image audit
         facts.error = f"cannot decode ({type(exc).__name__}: {exc})"
         return facts
-    facts.phash = np.asarray(imagehash.phash(rgb).hash, dtype=bool).reshape(-1)
+    # pHash works on 32x32 anyway; hashing a thumbnail (like hashing.perceptual_hash's JPEG
+    # draft) spares a Lanczos resize of a full 12 Mpx photo and keeps the two hashes close.
+    thumb = _shrink(rgb, short_side)
+    facts.phash = np.asarray(imagehash.phash(thumb).hash, dtype=bool).reshape(-1)
     if want_stats:
-        facts.pixel_sums = _PixelSums.of(rgb, short_side)
+        facts.pixel_sums = _PixelSums.of(thumb, short_side)
     return facts
 
 
@@ -335,6 +346,12 @@ def _map_files(
 
 # --------------------------------------------------------------------------------------------
 # Aggregation helpers
+
+
+def _by_split(table: dict[str, Any]) -> dict[str, Any]:
+    """``table`` with split keys in train/val/test order (``"all"`` and others after)."""
+    order = {name: i for i, name in enumerate(SPLITS)}
+    return {k: table[k] for k in sorted(table, key=lambda k: (order.get(k, len(order)), k))}
 
 
 def _spread(values: Iterable[int]) -> dict[str, float]:
@@ -370,12 +387,12 @@ def _summaries(
         modes_class[sample.label][fact.mode] += 1
     sizes = {
         "all": _size_summary(sizes_all),
-        "by_split": {k: _size_summary(v) for k, v in sorted(sizes_split.items())},
+        "by_split": _by_split({k: _size_summary(v) for k, v in sizes_split.items()}),
         "by_class": {k: _size_summary(v) for k, v in sorted(sizes_class.items())},
     }
     modes = {
         "all": dict(modes_all.most_common()),
-        "by_split": {k: dict(v.most_common()) for k, v in sorted(modes_split.items())},
+        "by_split": _by_split({k: dict(v.most_common()) for k, v in modes_split.items()}),
         "by_class": {k: dict(v.most_common()) for k, v in sorted(modes_class.items())},
     }
     return sizes, modes
@@ -385,7 +402,7 @@ def _balance(
     index: DatasetIndex,
 ) -> tuple[dict[str, dict[str, int]], dict[str, float | None], dict[str, list[str]]]:
     """Counts per split and class, max/min ratio per split, and classes absent from a split."""
-    counts = index.counts()
+    counts = _by_split(index.counts())
     imbalance: dict[str, float | None] = {}
     missing: dict[str, list[str]] = {}
     for split, row in counts.items():
@@ -592,7 +609,7 @@ def stats_index(
         root=index.root,
         layout=index.layout,
         classes=list(index.classes),
-        splits=index.counts(),
+        splits=_by_split(index.counts()),
         images=len(samples),
         sizes=sizes,
         modes=modes,

@@ -203,9 +203,19 @@ def download_file(
 
     with response:
         start, _ = _content_range(response.headers.get("Content-Range"))
-        resumed = bool(offset) and response.status == 206 and start == offset
+        if response.status == 206 and start != offset:
+            # A range we did not ask for: appending it would corrupt the file. Start over.
+            response.close()
+            part.unlink(missing_ok=True)
+            if offset:
+                return download_file(url, part, progress=progress, timeout=timeout)
+            raise DownloadError(
+                f"cannot download {url} (the server sent part of the file unasked)",
+                fix=_BY_HAND,
+            )
+        resumed = bool(offset) and response.status == 206
         if not resumed:
-            offset = 0  # no Range support (or a range we did not ask for): start over
+            offset = 0  # the server ignored Range (answered 200): start over
         length = response.headers.get("Content-Length")
         total = offset + int(length) if length and length.isdigit() else None
         done = offset
@@ -243,6 +253,13 @@ class _Member:
     info: Any  # the archive's own ZipInfo / TarInfo, to read the data from
 
 
+class _BadArchive(DownloadError):
+    """The archive itself is unusable (unsafe, corrupt, not an archive): a download is discarded.
+
+    Other extraction errors (disk full) keep the downloaded archive for the next try.
+    """
+
+
 def _kind(archive: Path) -> str:
     if zipfile.is_zipfile(archive):
         return "zip"
@@ -253,7 +270,7 @@ def _kind(archive: Path) -> str:
     hint = ""
     if head.startswith((b"<!doctype html", b"<html")):
         hint = " (it is an HTML page: a login or consent page instead of the file?)"
-    raise DownloadError(
+    raise _BadArchive(
         f"is not a zip or tar archive{hint}",
         path=archive,
         fix="check the URL, or " + _BY_HAND,
@@ -261,7 +278,7 @@ def _kind(archive: Path) -> str:
 
 
 def _unsafe(archive: Path, name: str, why: str) -> DownloadError:
-    return DownloadError(
+    return _BadArchive(
         f"refusing to extract: member {name!r} {why}; nothing was extracted",
         path=archive,
         fix="use an archive from a trusted source",
@@ -325,7 +342,7 @@ def _opened(archive: Path) -> Iterator[tuple[str, Any]]:
                 yield kind, tar
     except (zipfile.BadZipFile, tarfile.TarError, EOFError, zlib.error, OSError) as exc:
         # Write errors are DownloadErrors already (see _copy); these come from reading.
-        raise DownloadError(
+        raise _BadArchive(
             f"archive is corrupt or truncated ({exc})",
             path=archive,
             fix="delete it and download it again",
@@ -364,8 +381,11 @@ def extract_archive(archive: Path, out: Path, *, progress: ProgressFn | None = N
         members = _zip_members(archive, handle) if kind == "zip" else _tar_members(archive, handle)
         targets = [_confined(out, m.name, archive) for m in members]
         needed = sum(m.size for m in members)
-        out.mkdir(parents=True, exist_ok=True)
-        free = shutil.disk_usage(out).free
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+            free = shutil.disk_usage(out).free
+        except OSError as exc:
+            raise _write_error(out, exc) from exc
         if needed > free:
             raise DownloadError(
                 f"archive expands to {needed / 1e9:.1f} GB but only {free / 1e9:.1f} GB are free",
@@ -458,7 +478,9 @@ def _describe(result: DownloadResult) -> None:
     result.dataset_root = root
     result.layout = index.layout
     result.classes = list(index.classes)
-    result.counts = index.counts()
+    counts = index.counts()
+    order = [*SPLITS, "all"]  # train/val/test, not the order the samples happen to sort in
+    result.counts = {k: counts[k] for k in sorted(counts, key=order.index)}
 
 
 def download_dataset(
@@ -473,9 +495,10 @@ def download_dataset(
     """Fetch ``source`` (http(s) URL, ``file://`` URL or local path), verify, extract into ``out``.
 
     The download goes to ``out/.partial/<name>.part`` and resumes on a later call. A complete
-    download moves to ``out/.downloads/<name>`` and is deleted after extraction unless
-    ``keep_archive``. Raises :class:`DownloadError` (one line, with the fix) on a network or HTTP
-    error, a checksum mismatch or an unsafe or corrupt archive.
+    download moves to ``out/.downloads/<name>`` (reused by a later call when its sha256 fits)
+    and is deleted after extraction unless ``keep_archive``; an unsafe or corrupt one at once.
+    Raises :class:`DownloadError` (one line, with the fix) on a network or HTTP error, a checksum
+    mismatch or an unsafe or corrupt archive.
     """
     expected = _normalise_sha256(sha256)
     out = Path(out).expanduser()
@@ -497,8 +520,10 @@ def download_dataset(
     else:
         name = _archive_name(source)
         kept = out / _KEPT / name
-        if expected and kept.is_file() and file_sha256(kept) == expected:
-            archive = kept  # a previous run kept this very archive
+        previous = file_sha256(kept) if kept.is_file() else None
+        if previous is not None and expected in (None, previous):
+            # A complete archive from an earlier run (--keep-archive, or extraction failed).
+            archive, actual = kept, previous
         else:
             part = out / _PARTIAL / f"{name}.part"
             resumed = download_file(source, part, progress=progress, timeout=timeout)
@@ -514,15 +539,15 @@ def download_dataset(
             part.replace(kept)
             _remove_empty(out / _PARTIAL)
             archive = kept
-        actual = expected or file_sha256(archive)
 
     try:
         written = extract_archive(archive, out, progress=progress)
-    except DownloadError:
+    except _BadArchive:
         if archive != local:
             archive.unlink(missing_ok=True)  # never keep a refused or corrupt download
             _remove_empty(out / _KEPT)
         raise
+    # Any other error (disk full) leaves the download in OUT/.downloads for the next run.
     size = archive.stat().st_size
     keep = archive == local or keep_archive
     if not keep:

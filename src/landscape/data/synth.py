@@ -140,21 +140,55 @@ def _check_class(cls: str) -> None:
 
 
 # --------------------------------------------------------------------------------------------------
-# Small drawing primitives. Arrays are float32 RGB in 0..255, shape (h, w, 3).
+# Small drawing primitives. Images are float32 RGB in 0..255 laid out channels first, (3, h, w):
+# numpy broadcasts a colour over the rows fast that way, while a trailing axis of 3 makes every
+# operation loop three elements at a time and runs several times slower.
+
+
+def _c(color: _Arr) -> _Arr:
+    """An RGB triple shaped to broadcast over a (3, h, w) image."""
+    return color.reshape(3, 1, 1)
 
 
 def _jit(rng: np.random.Generator, base: tuple[float, float, float], spread: float) -> _Arr:
     return np.clip(np.asarray(base, _F32) + rng.uniform(-spread, spread, 3).astype(_F32), 0, 255)
 
 
-def _pick(rng: np.random.Generator, options: list[tuple[float, float, float]]) -> _Arr:
-    return np.asarray(options[int(rng.integers(len(options)))], _F32)
+def _pick(rng: np.random.Generator, options: list[tuple[float, float, float]], spread: float) -> _Arr:
+    return _jit(rng, options[int(rng.integers(len(options)))], spread)
+
+
+_interp_cache: dict[tuple[int, int], _Arr] = {}
+
+
+def _interp_matrix(n_out: int, n_in: int) -> _Arr:
+    """Catmull-Rom weights (n_out, n_in) that resample ``n_in`` samples smoothly to ``n_out``."""
+    key = (n_out, n_in)
+    if key not in _interp_cache:
+        u = np.linspace(0.0, n_in - 1, n_out)
+        i = np.minimum(np.floor(u).astype(int), n_in - 2)
+        t = u - i
+        weights = (
+            (-0.5 * t**3 + t**2 - 0.5 * t),
+            (1.5 * t**3 - 2.5 * t**2 + 1.0),
+            (-1.5 * t**3 + 2.0 * t**2 + 0.5 * t),
+            (0.5 * t**3 - 0.5 * t**2),
+        )
+        m = np.zeros((n_out, n_in))
+        rows = np.arange(n_out)
+        for k, wk in enumerate(weights):
+            # Edge samples are repeated beyond the grid.
+            np.add.at(m, (rows, np.clip(i - 1 + k, 0, n_in - 1)), wk)
+        _interp_cache[key] = m.astype(_F32)
+    return _interp_cache[key]
 
 
 def _smooth(rng: np.random.Generator, h: int, w: int, cy: int, cx: int) -> _Arr:
-    """Value noise in about 0..1: a coarse random grid upsampled bicubically (C speed)."""
-    small = rng.random((max(cy, 2), max(cx, 2)), dtype=_F32)
-    return np.asarray(Image.fromarray(small).resize((w, h), Image.Resampling.BICUBIC))
+    """Value noise in about 0..1: a coarse random grid upsampled smoothly by two small matmuls."""
+    cy, cx = max(cy, 2), max(cx, 2)
+    small = rng.random((cy, cx), dtype=_F32)
+    out: _Arr = _interp_matrix(h, cy) @ small @ _interp_matrix(w, cx).T
+    return out
 
 
 def _fractal(rng: np.random.Generator, h: int, w: int, cy: int, cx: int, octaves: int = 3) -> _Arr:
@@ -178,34 +212,42 @@ def _ridge(rng: np.random.Generator, w: int, rough: float = 0.55, start: int = 2
         new[1::2] = mids
         pts = new
         scale *= rough
-    prof = np.interp(np.linspace(0, len(pts) - 1, w), np.arange(len(pts)), pts)
+    prof = pts if len(pts) == w else np.interp(_grid(len(pts), w), np.arange(len(pts)), pts)
     lo, hi = prof.min(), prof.max()
     return ((prof - lo) / max(hi - lo, 1e-6)).astype(_F32)
 
 
-def _fill(img: _Arr, top: _Arr, color: _Arr, bottom: _Arr | None = None) -> _Arr:
+_grid_cache: dict[tuple[int, int], _Arr] = {}
+
+
+def _grid(n_in: int, n_out: int) -> _Arr:
+    if (n_in, n_out) not in _grid_cache:
+        _grid_cache[n_in, n_out] = np.linspace(0, n_in - 1, n_out)
+    return _grid_cache[n_in, n_out]
+
+
+def _band(h: int, top: _Arr, bottom: _Arr | None) -> tuple[int, int]:
+    """The rows ``y0:y1`` a region below ``top`` (and above ``bottom``) can touch."""
+    y0 = min(max(int(np.floor(top.min())), 0), h)
+    y1 = h if bottom is None else min(int(np.ceil(bottom.max())) + 1, h)
+    return y0, y1
+
+
+def _fill(img: _Arr, top: _Arr, color: _Arr, bottom: _Arr | None = None) -> None:
     """Paint ``color`` below the per-column line ``top`` (and above ``bottom``), antialiased.
 
-    Only the band of rows the region can touch, ``_band(h, top, bottom)``, is computed: ``color``
-    is an RGB triple, a row of colours (1, w, 3) or an array of exactly that band's rows.
-    Returns the alpha of the band.
+    Only the rows of ``_band(h, top, bottom)`` are computed: ``color`` is shaped (3, 1, 1) for one
+    colour, (3, 1, w) for one per column, or (3, y1 - y0, w) for exactly that band.
     """
-    h = img.shape[0]
-    y0, y1 = _band(h, top, bottom)
+    y0, y1 = _band(img.shape[1], top, bottom)
     if y0 >= y1:
-        return np.zeros((0, img.shape[1]), _F32)
+        return
     ys = np.arange(y0, y1, dtype=_F32)[:, None]
     alpha = np.clip(ys - top[None, :] + 0.5, 0.0, 1.0)
     if bottom is not None:
         alpha *= np.clip(bottom[None, :] - ys + 0.5, 0.0, 1.0)
-    img[y0:y1] += (color - img[y0:y1]) * alpha[..., None]
-    return alpha
-
-
-def _band(h: int, top: _Arr, bottom: _Arr | None) -> tuple[int, int]:
-    y0 = max(int(np.floor(top.min())), 0)
-    y1 = h if bottom is None else min(int(np.ceil(bottom.max())) + 1, h)
-    return y0, y1
+    sub = img[:, y0:y1]
+    sub += (color - sub) * alpha
 
 
 def _shade(top: _Arr, sun: float, strength: float, scale: float) -> _Arr:
@@ -215,11 +257,12 @@ def _shade(top: _Arr, sun: float, strength: float, scale: float) -> _Arr:
 
 
 def _to_pil(img: _Arr) -> Image.Image:
-    return Image.fromarray(np.clip(img, 0, 255).astype(np.uint8))
+    planes = np.clip(img, 0, 255).astype(np.uint8)
+    return Image.merge("RGB", [Image.fromarray(p) for p in planes])
 
 
 def _from_pil(pil: Image.Image) -> _Arr:
-    return np.asarray(pil, dtype=_F32).copy()
+    return np.asarray(pil).transpose(2, 0, 1).astype(_F32, order="C")
 
 
 def _rgb(c: _Arr) -> tuple[int, int, int]:
@@ -237,35 +280,40 @@ _SKIES: dict[str, tuple[tuple[float, float, float], tuple[float, float, float]]]
     "overcast": ((140, 145, 155), (200, 202, 206)),
     "haze": ((150, 175, 205), (225, 225, 215)),
 }
+_WHITE = np.asarray((245, 247, 248), _F32).reshape(3, 1, 1)
+_SNOW = np.asarray((238, 242, 250), _F32).reshape(3, 1, 1)
 
 
-def _sky(rng: np.random.Generator, r: int, horizon: int, kinds: tuple[str, ...]) -> tuple[_Arr, _Arr]:
+def _sky(
+    rng: np.random.Generator, r: int, horizon: int, kinds: tuple[str, ...]
+) -> tuple[_Arr, _Arr]:
     """A sky gradient with clouds over the whole canvas; returns it and the horizon colour."""
     kind = kinds[int(rng.integers(len(kinds)))]
     top_c, hor_c = (_jit(rng, c, 18) for c in _SKIES[kind])
     t = np.clip(np.arange(r, dtype=_F32) / max(horizon, 1), 0, 1) ** rng.uniform(0.6, 1.8)
-    col = top_c + (hor_c - top_c) * t[:, None]
-    img = np.repeat(col[:, None, :], r, axis=1).astype(_F32)
+    col = top_c[:, None] + (hor_c - top_c)[:, None] * t[None, :]
+    img = np.repeat(col[:, :, None], r, axis=2)
+    hz = min(horizon + 1, r)
     cover = rng.uniform(-0.3, 1.0) if kind != "overcast" else rng.uniform(0.5, 1.0)
     if cover > 0:
         cy = int(rng.integers(2, 5))
-        n = _fractal(rng, horizon + 1, r, cy, cy * int(rng.integers(2, 4)), 3)
+        n = _fractal(rng, hz, r, cy, cy * int(rng.integers(2, 4)), 3)
         thr = 0.62 - 0.22 * cover
         alpha = np.clip((n - thr) * rng.uniform(4, 9), 0, 1) * rng.uniform(0.6, 1.0)
         light = np.asarray((250, 248, 245), _F32) if kind not in ("dusk", "pink") else hor_c
         dark = light * rng.uniform(0.55, 0.85)
-        cloud = dark + (light - dark) * np.clip(n * 1.6 - 0.3, 0, 1)[..., None]
-        sub = img[: horizon + 1]
-        sub += (cloud - sub) * alpha[..., None]
+        cloud = _c(dark) + _c(light - dark) * np.clip(n * 1.6 - 0.3, 0, 1)
+        sub = img[:, :hz]
+        sub += (cloud - sub) * alpha
     if kind in ("dusk", "pink", "day") and rng.random() < 0.4:
         # A sun glow low in the sky makes lighting vary beyond the palette alone.
         sx, sy = rng.uniform(0, r), rng.uniform(0.3, 1.0) * horizon
-        yy = np.arange(horizon + 1, dtype=_F32)[:, None]
+        yy = np.arange(hz, dtype=_F32)[:, None]
         xx = np.arange(r, dtype=_F32)[None, :]
         d2 = ((xx - sx) ** 2 + (yy - sy) ** 2) / (r * rng.uniform(0.05, 0.2)) ** 2
         glow = np.exp(-d2) * rng.uniform(0.4, 0.9)
-        sub = img[: horizon + 1]
-        sub += (np.asarray((255, 245, 215), _F32) - sub) * glow[..., None]
+        sub = img[:, :hz]
+        sub += (_c(np.asarray((255, 245, 215), _F32)) - sub) * glow
     return img, hor_c
 
 
@@ -281,11 +329,11 @@ def _range(
     sun: float,
     rough: float = 0.55,
 ) -> _Arr:
-    """One mountain range: a ridgeline with a lit and a shadowed side, gullies, snow above a line.
+    """One mountain range: a ridgeline with relief, darker lower slopes, snow above a line.
 
     Returns the ridgeline (row of the crest in every column).
     """
-    h, w = img.shape[:2]
+    h, w = img.shape[1:]
     top = (base - amp * _ridge(rng, w, rough, int(rng.integers(1, 5)))).astype(_F32)
     y0, y1 = _band(h, top, None)
     if y0 >= y1:
@@ -294,20 +342,19 @@ def _range(
     ys = np.arange(y0, y1, dtype=_F32)[:, None]
     depth = np.clip((ys - top[None, :]) / max(amp, 1.0), 0, 1)
     # Relief: the horizontal derivative of a rough field, lit from the sun's side, reads as
-    # buttresses and gullies; the crest's own slope adds the big lit and shadowed faces.
+    # buttresses and gullies; the crest's own slope adds the big lit and shadowed faces near the
+    # top only, else every column becomes a stripe down to the valley.
     field = _fractal(rng, rows, w, max(rows // 14, 2), max(w // 10, 3), 2)
     relief = np.gradient(field, axis=1) * (sun * w * 0.25)
     crest = (_shade(top, sun, 0.3, 1.0) - 1.0)[None, :] * np.exp(-2.0 * depth)
     shade = np.clip(1.0 + crest + np.tanh(relief) * 0.3, 0.45, 1.5)
     # Lower slopes get darker: soil and vegetation instead of bare rock.
-    col = rock[None, None, :] * (shade * (1.0 - 0.3 * depth))[..., None]
-    gully = field
+    col = _c(rock) * (shade * (1.0 - 0.3 * depth))
     if snowline is not None:
-        line = snowline + amp * 0.25 * (_ridge(rng, w, 0.7, 8) - 0.5) + (gully - 0.5) * amp * 0.3
+        line = snowline + amp * 0.25 * (_ridge(rng, w, 0.7, 8) - 0.5) + (field - 0.5) * amp * 0.3
         snow = np.clip((line - ys) * 0.5, 0, 1)
-        snow_col = np.asarray((238, 242, 250), _F32) * np.clip(shade * 1.05, 0.55, 1.08)[..., None]
-        col += (snow_col - col) * snow[..., None]
-    col += (haze_col - col) * haze
+        col += (_SNOW * np.clip(shade * 1.05, 0.55, 1.08) - col) * snow
+    col += (_c(haze_col) - col) * haze
     _fill(img, top, col)
     return top
 
@@ -316,32 +363,49 @@ def _water(
     rng: np.random.Generator, img: _Arr, y_top: int, far: _Arr, near: _Arr, waviness: float
 ) -> None:
     """Sea or lake from row ``y_top`` down: perspective wave rows, whitecaps, a darker foreground."""
-    h, w = img.shape[:2]
+    h, w = img.shape[1:]
     rows = h - y_top
     if rows <= 0:
         return
     ys = np.arange(rows, dtype=_F32)[:, None] + 1.0
     t = (ys / rows) ** 0.7
-    base = far + (near - far) * t[..., None]
     warp = _smooth(rng, rows, w, 3, int(rng.integers(3, 8))) * 6.0
     # Wave rows get wider towards the viewer: phase in log(distance from horizon).
-    phase = np.log(ys) * rng.uniform(9, 16) + warp
-    wave = np.sin(phase)
-    mod = 1.0 + waviness * 0.12 * wave
-    sea = base * mod[..., None]
-    caps = np.clip((wave - 0.85) * 6.0, 0, 1) * (_smooth(rng, rows, w, 4, 10) > 0.55) * waviness
-    sea += (np.asarray((240, 245, 245), _F32) - sea) * (caps * 0.8)[..., None]
-    img[y_top:] = sea
+    wave = np.sin(np.log(ys) * rng.uniform(9, 16) + warp)
+    sea = (_c(far) + _c(near - far) * t) * (1.0 + waviness * 0.12 * wave)
+    caps = np.clip((wave - 0.85) * 6.0, 0, 1) * (_smooth(rng, rows, w, 4, 10) > 0.55)
+    sea += (_WHITE - sea) * (caps * (0.8 * waviness))
+    img[:, y_top:] = sea
 
 
 def _reflect(img: _Arr, y: int, tint: _Arr, dim: float) -> None:
     """Mirror everything above row ``y`` into the water below it, darkened and tinted."""
-    h = img.shape[0]
+    h = img.shape[1]
     n = min(h - y, y)
     if n <= 0:
         return
-    src = img[y - n : y][::-1]
-    img[y : y + n] = src * dim + tint * (1 - dim)
+    img[:, y : y + n] = img[:, y - n : y][:, ::-1] * dim + _c(tint) * (1 - dim)
+
+
+def _blobs(
+    rng: np.random.Generator,
+    img: _Arr,
+    n: int,
+    y_min: float,
+    base: tuple[float, float, float],
+    scale: tuple[float, float],
+) -> _Arr:
+    """Dark rounded clutter (rocks, shrubs) sized by ``scale`` times the distance below ``y_min``."""
+    r = img.shape[1]
+    pil = _to_pil(img)
+    draw = ImageDraw.Draw(pil)
+    cys = rng.uniform(y_min + 2, r, n)
+    cxs = rng.uniform(0, r, n)
+    sizes = (cys - y_min) * rng.uniform(scale[0], scale[1], n) + 0.6
+    cols = np.clip(np.asarray(base) + rng.uniform(-20, 20, (n, 3)), 0, 255).astype(int).tolist()
+    for cx, cy, s, c in zip(cxs.tolist(), cys.tolist(), sizes.tolist(), cols, strict=True):
+        draw.ellipse((cx - 1.5 * s, cy - s, cx + 1.5 * s, cy + 0.3 * s), fill=tuple(c))
+    return _from_pil(pil)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -355,8 +419,9 @@ def _coast(rng: np.random.Generator, r: int) -> _Arr:
     if rng.random() < 0.35:
         # Land on the far shore, now and then snowy: mountains behind a coast are common.
         snow = h0 - r * 0.06 if rng.random() < 0.3 else None
-        _range(rng, img, h0 + 1, r * rng.uniform(0.03, 0.2), _jit(rng, (100, 105, 100), 25),
-               hor, rng.uniform(0.4, 0.8), snow, sun)
+        amp = r * rng.uniform(0.03, 0.2)
+        rock = _jit(rng, (100, 105, 100), 25)
+        _range(rng, img, h0 + 1, amp, rock, hor, rng.uniform(0.4, 0.8), snow, sun)
     palette = [
         ((25, 65, 120), (40, 120, 160)),  # Atlantic blue
         ((20, 110, 140), (60, 190, 185)),  # tropical turquoise
@@ -371,7 +436,8 @@ def _coast(rng: np.random.Generator, r: int) -> _Arr:
         xs = np.arange(r, dtype=_F32)[None, :]
         glit = np.exp(-(((xs - sx) / (r * rng.uniform(0.04, 0.12))) ** 2)) * rng.uniform(0.3, 0.7)
         glit = glit * (_smooth(rng, r - h0, r, 12, 6) > 0.5)
-        img[h0:] += (np.asarray((255, 240, 200), _F32) - img[h0:]) * glit[..., None]
+        sub = img[:, h0:]
+        sub += (_c(np.asarray((255, 240, 200), _F32)) - sub) * glit
     if rng.random() < 0.4:
         # A cliff or headland on one side, cut off by the frame.
         left = rng.random() < 0.5
@@ -382,42 +448,41 @@ def _coast(rng: np.random.Generator, r: int) -> _Arr:
         height = rng.uniform(0.05, 0.3) * r
         top = h0 + 2 - prof * height - (_ridge(rng, r, 0.6) - 0.5) * r * 0.04
         top = np.where(prof > 0, top, r + 10.0).astype(_F32)
+        y0, _ = _band(r, top, None)
         rock = _jit(rng, (120, 105, 90), 22)
-        ys = np.arange(r, dtype=_F32)[:, None]
-        strata = 0.85 + 0.3 * _smooth(rng, r, r, int(rng.integers(8, 20)), 3)
-        grass = np.clip((ys - top[None, :]) / 4.0, 0, 1)
-        face = (0.8 + 0.4 * prof)[None, :, None] if sun > 0 else (1.2 - 0.4 * prof)[None, :, None]
-        cliff = rock * strata[..., None] * face
-        green = _jit(rng, (80, 115, 55), 25)
-        cliff = green + (cliff - green) * grass[..., None] if rng.random() < 0.6 else cliff
-        _fill(img, top, cliff[_band(r, top, None)[0] :])
+        ys = np.arange(y0, r, dtype=_F32)[:, None]
+        strata = 0.85 + 0.3 * _smooth(rng, r - y0, r, int(rng.integers(8, 20)), 3)
+        # The face turned to the sun is lit evenly: no per-column shading, which would streak.
+        face = (0.8 + 0.4 * prof) if sun > 0 else (1.2 - 0.4 * prof)
+        cliff = _c(rock) * (strata * face[None, :])
+        if rng.random() < 0.6:
+            grass = np.clip((ys - top[None, :]) / 4.0, 0, 1)
+            green = _c(_jit(rng, (80, 115, 55), 25))
+            cliff = green + (cliff - green) * grass
+        _fill(img, top, cliff)
     if rng.random() < 0.8:
         # The beach: wet sand and a foam line along a wavy shoreline.
         ys0 = h0 + (r - h0) * rng.uniform(0.3, 0.8)
         xs = np.arange(r, dtype=_F32)
-        shore = (ys0 + np.sin(xs / r * rng.uniform(2, 8) + rng.uniform(0, 6)) * r * 0.03
-                 + (xs / r - 0.5) * r * rng.uniform(-0.3, 0.3)).astype(_F32)
+        shore = (
+            ys0
+            + np.sin(xs / r * rng.uniform(2, 8) + rng.uniform(0, 6)) * r * 0.03
+            + (xs / r - 0.5) * r * rng.uniform(-0.3, 0.3)
+        ).astype(_F32)
         sands = [(215, 195, 155), (200, 180, 140), (225, 210, 180), (120, 115, 110), (185, 160, 120)]
-        sand = _pick(rng, sands) + rng.uniform(-15, 15, 3).astype(_F32)
+        sand = _pick(rng, sands, 15)
         y0, _ = _band(r, shore, None)
         rows = r - y0
         tex = 0.9 + 0.2 * _fractal(rng, rows, r, 4, 8, 2)
         ys = np.arange(y0, r, dtype=_F32)[:, None]
         wet = np.clip(1.0 - (ys - shore[None, :]) / (r * 0.05), 0, 1) * 0.3
-        col = sand * (tex * (1 - wet))[..., None]
-        _fill(img, shore, col)
+        _fill(img, shore, _c(sand) * (tex * (1 - wet)))
         foam = np.clip(1.5 - np.abs(ys - shore[None, :] + 1) / 1.5, 0, 1)
         foam *= _smooth(rng, rows, r, 2, 12) > 0.35
-        img[y0:] += (np.asarray((245, 248, 248), _F32) - img[y0:]) * (foam * 0.85)[..., None]
+        sub = img[:, y0:]
+        sub += (_WHITE - sub) * (foam * 0.85)
     if rng.random() < 0.3:
-        pil = _to_pil(img)
-        draw = ImageDraw.Draw(pil)
-        for _ in range(int(rng.integers(1, 6))):
-            cx, cy = rng.uniform(0, r), rng.uniform(h0 + 2, r)
-            s = (cy - h0) * rng.uniform(0.05, 0.25) + 1
-            c = _rgb(_jit(rng, (60, 55, 50), 20))
-            draw.ellipse((cx - 1.5 * s, cy - s, cx + 1.5 * s, cy + 0.3 * s), fill=c)
-        img = _from_pil(pil)
+        img = _blobs(rng, img, int(rng.integers(1, 6)), h0, (60, 55, 50), (0.03, 0.15))
     return img
 
 
@@ -426,19 +491,21 @@ def _desert(rng: np.random.Generator, r: int) -> _Arr:
     img, hor = _sky(rng, r, h0, ("day", "deep", "deep", "haze", "haze", "dusk", "pink"))
     sun = 1.0 if rng.random() < 0.5 else -1.0
     sands = [(215, 150, 90), (225, 180, 120), (225, 205, 170), (185, 105, 65), (200, 170, 130)]
-    sand = _pick(rng, sands) + rng.uniform(-15, 15, 3).astype(_F32)
+    sand = _pick(rng, sands, 15)
     if rng.random() < 0.35:
         # Mesas or a rocky range on the horizon: flat tops come from clipping a ridge.
         amp = r * rng.uniform(0.05, 0.25)
-        base = h0 + 1
         prof = np.minimum(_ridge(rng, r, 0.5) * rng.uniform(1.0, 2.0), 1.0)
-        top = (base - amp * prof).astype(_F32)
-        rock = sand * rng.uniform(0.55, 0.8)
-        col = rock * _shade(top, sun, 0.3, 1.0)[:, None]
-        col = col + (hor - col) * rng.uniform(0.2, 0.6)
-        _fill(img, top, col[None])
+        top = (h0 + 1 - amp * prof).astype(_F32)
+        y0, _ = _band(r, top, None)
+        ys = np.arange(y0, r, dtype=_F32)[:, None]
+        fade = np.exp(-np.clip(ys - top[None, :], 0, None) / max(amp * 0.5, 1.0))
+        lit = (_shade(top, sun, 0.3, 1.0) - 1.0)[None, :] * fade
+        col = _c(sand * rng.uniform(0.55, 0.8)) * (1.0 + lit)
+        col += (_c(hor) - col) * rng.uniform(0.2, 0.6)
+        _fill(img, top, col)
     else:
-        _fill(img, np.full(r, h0 + 1, _F32), sand + (hor - sand) * 0.5)
+        _fill(img, np.full(r, h0 + 1, _F32), _c(sand + (hor - sand) * 0.5))
     n = int(rng.integers(3, 6))
     xs = np.arange(r, dtype=_F32)
     tex_all = _smooth(rng, r, r, 6, 6)
@@ -459,33 +526,25 @@ def _desert(rng: np.random.Generator, r: int) -> _Arr:
         ys = np.arange(y0, r, dtype=_F32)[:, None]
         # The slip face shadow hangs below the crest and fades into the dune's body.
         fade = np.exp(-np.clip(ys - top[None, :], 0, None) / max(amp * 0.6, 1.0))
-        tex = 0.93 + 0.14 * tex_all[y0:]
-        col_sand = sand * rng.uniform(0.92, 1.08)
-        brightness = (1.0 + lit[None, :] * fade) * tex
+        brightness = (1.0 + lit[None, :] * fade) * (0.93 + 0.14 * tex_all[y0:])
         if f > 0.4:
             ripples = np.sin(ys * rip_f * (1 + f) + xs[None, :] * 0.15 + rip_phase)
             brightness = brightness * (1.0 + 0.04 * ripples)
-        col = col_sand[None, None, :] * brightness[..., None]
-        col += (hor - col) * (0.45 * (1 - f) ** 1.5)
+        col = _c(sand * rng.uniform(0.92, 1.08)) * brightness
+        col += (_c(hor) - col) * (0.45 * (1 - f) ** 1.5)
         _fill(img, top, col)
     if rng.random() < 0.35:
         # Shrubs, stones or a lone acacia: clutter that forests and coasts also have.
-        pil = _to_pil(img)
-        draw = ImageDraw.Draw(pil)
-        k = int(rng.integers(2, 25))
-        cys = h0 + (r - h0) * rng.uniform(0.1, 1.0, k)
-        cxs = rng.uniform(0, r, k)
-        for cx, cy in zip(cxs, cys, strict=True):
-            s = (cy - h0) / (r - h0) * r * 0.03 + 0.6
-            c = _rgb(_jit(rng, (80, 75, 45), 25))
-            draw.ellipse((cx - s, cy - 0.7 * s, cx + s, cy + 0.2 * s), fill=c)
+        img = _blobs(rng, img, int(rng.integers(2, 25)), h0, (80, 75, 45), (0.01, 0.04))
         if rng.random() < 0.3:
+            pil = _to_pil(img)
+            draw = ImageDraw.Draw(pil)
             cx, cy = rng.uniform(0.1, 0.9) * r, h0 + (r - h0) * rng.uniform(0.2, 0.6)
             hgt = r * rng.uniform(0.08, 0.2)
             draw.line((cx, cy, cx, cy - hgt), fill=(70, 55, 40), width=max(1, r // 80))
-            draw.ellipse((cx - hgt * 0.8, cy - hgt * 1.2, cx + hgt * 0.8, cy - hgt * 0.8),
-                         fill=_rgb(_jit(rng, (70, 90, 45), 20)))
-        img = _from_pil(pil)
+            crown = (cx - hgt * 0.8, cy - hgt * 1.2, cx + hgt * 0.8, cy - hgt * 0.8)
+            draw.ellipse(crown, fill=_rgb(_jit(rng, (70, 90, 45), 20)))
+            img = _from_pil(pil)
     return img
 
 
@@ -501,34 +560,38 @@ def _forest(rng: np.random.Generator, r: int) -> _Arr:
     if open_sky and rng.random() < 0.3:
         # Hills or peaks behind the trees.
         snow = h0 - r * 0.1 if rng.random() < 0.3 else None
-        _range(rng, img, h0 + r * 0.05, r * rng.uniform(0.05, 0.3),
-               _jit(rng, (85, 100, 85), 20), hor, rng.uniform(0.3, 0.7), snow, sun)
+        amp = r * rng.uniform(0.05, 0.3)
+        rock = _jit(rng, (85, 100, 85), 20)
+        _range(rng, img, h0 + r * 0.05, amp, rock, hor, rng.uniform(0.3, 0.7), snow, sun)
     snowy = rng.random() < 0.1
-    style = rng.random()  # <0.35 conifers, >0.7 broadleaf, mixed between
+    style = rng.random()  # low: conifers, high: broadleaf, mixed between
     autumn = rng.random() < 0.3
-    ground = _jit(rng, (240, 242, 248), 8) if snowy else _pick(
-        rng, [(70, 100, 40), (95, 80, 50), (60, 80, 45), (120, 110, 60)]
-    ) + rng.uniform(-15, 15, 3).astype(_F32)
+    if snowy:
+        ground = _jit(rng, (240, 242, 248), 8)
+    else:
+        ground = _pick(rng, [(70, 100, 40), (95, 80, 50), (60, 80, 45), (120, 110, 60)], 15)
     gy = int(h0 + (r - h0) * rng.uniform(0.1, 0.4))
-    tex = _fractal(rng, r - gy, r, 4, 8, 2)
-    img[gy:] = ground * (0.8 + 0.4 * tex)[..., None]
+    img[:, gy:] = _c(ground) * (0.8 + 0.4 * _fractal(rng, r - gy, r, 4, 8, 2))
     if not open_sky:
         # Under the canopy: a dark green backdrop instead of sky.
-        back = _pick(rng, _GREENS) * rng.uniform(0.4, 0.7)
-        img[:gy] = back * (0.8 + 0.4 * _smooth(rng, gy, r, 4, 6))[..., None]
+        back = _pick(rng, _GREENS, 10) * rng.uniform(0.4, 0.7)
+        img[:, :gy] = _c(back) * (0.8 + 0.4 * _smooth(rng, gy, r, 4, 6))
     pil = _to_pil(img)
     draw = ImageDraw.Draw(pil)
     n_rows = int(rng.integers(3, 7))
     density = rng.uniform(0.35, 0.8)
     conifer_p = 1.25 - style * 1.5
     pal = np.asarray(_AUTUMN if autumn else _GREENS, _F32)
+    trunk_c = np.asarray((70, 50, 35), _F32)
     for j in range(n_rows):
         f = (j + 1) / n_rows
         base_y = gy + (r * 1.15 - gy) * f**1.3
         tree_h = r * (0.08 + 0.5 * f**1.5) * rng.uniform(0.8, 1.3)
         tree_w = tree_h * rng.uniform(0.25, 0.5)
         # Far rows are mostly hidden by near ones: capping them keeps the draw calls affordable.
-        n_trees = min(int(r / (tree_w * density)) + 2, 36)
+        n_trees = min(int(r / (tree_w * density)) + 2, 28)
+        # Small far trees need fewer shapes to read as trees.
+        n_tiers, n_blobs = (2, 3) if tree_h < r * 0.12 else (3, 5)
         cxs = np.linspace(-tree_w, r + tree_w, n_trees) + rng.uniform(-0.4, 0.4, n_trees) * tree_w
         hs = tree_h * rng.uniform(0.75, 1.25, n_trees)
         bys = base_y + rng.uniform(-0.1, 0.1, n_trees) * tree_h
@@ -546,7 +609,6 @@ def _forest(rng: np.random.Generator, r: int) -> _Arr:
         light = np.where(conifer[:, None], tier_k, 1.0 + 0.12 * sun * jit[:, :, 0])
         shape_cols = np.clip(cols[:, None, :] * light[..., None] + jit * 9, 0, 255)
         shape_cols_l = shape_cols.astype(np.int32).tolist()
-        trunk_c = np.asarray((70, 50, 35), _F32)
         trunk = _rgb(trunk_c + (hor - trunk_c) * haze)
         ox = (jit[:, :, 0] * 0.22 * hs[:, None]).tolist()
         oy = (-0.65 * hs[:, None] + jit[:, :, 1] * 0.18 * hs[:, None]).tolist()
@@ -557,28 +619,29 @@ def _forest(rng: np.random.Generator, r: int) -> _Arr:
             draw.line((cx, by, cx, by - th * (0.3 if is_conifer else 0.55)), fill=trunk, width=tw)
             sc = shape_cols_l[t]
             if is_conifer:
-                for k in range(3):
+                for k in range(n_tiers):
                     y_b = by - th * (0.15 + 0.25 * k)
                     half = th * 0.28 * (1 - 0.25 * k)
-                    draw.polygon(
-                        [(cx - half, y_b), (cx + half, y_b), (cx, y_b - th * 0.45)],
-                        fill=tuple(sc[k]),
-                    )
+                    tier = [(cx - half, y_b), (cx + half, y_b), (cx, y_b - th * 0.45)]
+                    draw.polygon(tier, fill=tuple(sc[k]))
                 if snowy:
-                    tip = [(cx - th * 0.08, by - th * 0.8), (cx + th * 0.08, by - th * 0.8),
-                           (cx, by - th * 0.95)]
+                    tip = [
+                        (cx - th * 0.08, by - th * 0.8),
+                        (cx + th * 0.08, by - th * 0.8),
+                        (cx, by - th * 0.95),
+                    ]
                     draw.polygon(tip, fill=(235, 238, 245))
             else:
                 ox_t, oy_t, rr_t = ox[t], oy[t], rr[t]
-                for k in range(6):
+                for k in range(n_blobs):
                     x, y, q = cx + ox_t[k], by + oy_t[k], rr_t[k]
                     draw.ellipse((x - q, y - q, x + q, y + q * 0.9), fill=tuple(sc[k]))
     img = _from_pil(pil)
     if snowy:
         # Snow lying on the canopy and the ground, not in the sky.
         flecks = _smooth(rng, r - h0, r, r // 5, r // 5) > rng.uniform(0.62, 0.75)
-        sub = img[h0:]
-        sub += (np.asarray((235, 238, 245), _F32) - sub) * (flecks * 0.8)[..., None]
+        sub = img[:, h0:]
+        sub += (_SNOW - sub) * (flecks * 0.8)
     return img
 
 
@@ -600,57 +663,65 @@ def _glacier(rng: np.random.Generator, r: int) -> _Arr:
     n = _fractal(rng, rows, r, 3, int(rng.integers(4, 9)), 3)
     ys = np.arange(rows, dtype=_F32)[:, None] / max(rows, 1)
     t = np.clip(n * blue_amt * 1.6 - 0.25, 0, 1) ** 1.5
-    ice = ice_white + (ice_blue - ice_white) * t[..., None]
-    ice *= (rng.uniform(0.85, 1.0) + rng.uniform(-0.1, 0.1) * ys)[..., None]
+    ice = (_c(ice_white) + _c(ice_blue - ice_white) * t) * (
+        rng.uniform(0.85, 1.0) + rng.uniform(-0.1, 0.1) * ys
+    )
     if rng.random() < 0.5:
         # Dirty ice: streaks of grey debris along the flow.
         dirt = _smooth(rng, rows, r, 2, int(rng.integers(6, 16)))
         dirt_amt = np.clip((dirt - 0.6) * 3, 0, 1) * rng.uniform(0.15, 0.5)
-        ice += (np.asarray((110, 105, 100), _F32) - ice) * dirt_amt[..., None]
-    img[h0:] = ice
+        ice += (_c(np.asarray((110, 105, 100), _F32)) - ice) * dirt_amt
+    img[:, h0:] = ice
     pil = _to_pil(img)
     draw = ImageDraw.Draw(pil)
     if tidewater:
         # A calving front above dark water, with floating ice: looks like a coast at a glance.
         wy = int(h0 + rows * rng.uniform(0.3, 0.6))
-        sea = _rgb(_jit(rng, (40, 60, 75), 15))
-        draw.rectangle((0, wy, r, r), fill=sea)
+        draw.rectangle((0, wy, r, r), fill=_rgb(_jit(rng, (40, 60, 75), 15)))
         for _ in range(int(rng.integers(2, 12))):
             cx, cy = rng.uniform(0, r), rng.uniform(wy + 2, r)
             s = (cy - wy) * rng.uniform(0.05, 0.25) + 1
-            draw.polygon([(cx - s, cy), (cx + s, cy), (cx + s * 0.5, cy - s * 0.8),
-                          (cx - s * 0.3, cy - s)], fill=_rgb(_jit(rng, (225, 235, 245), 10)))
+            berg = [(cx - s, cy), (cx + s, cy), (cx + s * 0.5, cy - s * 0.8), (cx - s * 0.3, cy - s)]
+            draw.polygon(berg, fill=_rgb(_jit(rng, (225, 235, 245), 10)))
     else:
         wy = r
     vx = rng.uniform(0.2, 0.8) * r
     crev = _jit(rng, (45, 85, 140), 20)
     k = int(rng.integers(6, 35))
-    for _ in range(k):
-        f = rng.random() ** 0.8
+    fs = rng.random(k) ** 0.8
+    lengths = r * rng.uniform(0.05, 0.35, k) * (0.3 + fs)
+    centres = rng.uniform(-0.1, 1.1, k) * r
+    tilts = rng.uniform(-0.15, 0.15, k)
+    wobble = rng.normal(0, 1, (k, 4))
+    widths = rng.random(k)
+    shades = rng.uniform(0.6, 1.1, k)
+    for f, length, cx, tilt, wob, wr, sh in zip(
+        fs, lengths, centres, tilts, wobble, widths, shades, strict=True
+    ):
         y = h0 + (wy - h0) * f
         if y >= wy - 1:
             continue
-        length = r * rng.uniform(0.05, 0.35) * (0.3 + f)
-        cx = rng.uniform(-0.1, 1.1) * r
         xs = np.linspace(cx - length / 2, cx + length / 2, 4)
         # Crevasses open across the flow and curve with it.
-        ys_line = y + (xs - vx) * rng.uniform(-0.15, 0.15) + rng.normal(0, 0.4 + 1.2 * f, 4)
-        w = max(1, int(1 + 3 * f * rng.random()))
-        col = _rgb(crev * rng.uniform(0.6, 1.1))
-        draw.line(list(zip(xs.tolist(), ys_line.tolist(), strict=True)), fill=col, width=w)
-    if rng.random() < 0.4:
+        ys_line = y + (xs - vx) * tilt + wob * (0.4 + 1.2 * f)
+        width = max(1, int(1 + 3 * f * wr))
+        pts = list(zip(xs.tolist(), ys_line.tolist(), strict=True))
+        draw.line(pts, fill=_rgb(crev * sh), width=width)
+    if not tidewater and rng.random() < 0.4:
         # A medial moraine: a dark band converging to the far end of the glacier.
         x_far = vx + rng.uniform(-0.1, 0.1) * r
         x_near = rng.uniform(-0.2, 1.2) * r
         wf, wn = r * 0.005, r * rng.uniform(0.03, 0.12)
-        draw.polygon([(x_far - wf, h0 + 1), (x_far + wf, h0 + 1), (x_near + wn, wy),
-                      (x_near - wn, wy)], fill=_rgb(_jit(rng, (85, 80, 75), 15)))
+        band = [(x_far - wf, h0 + 1), (x_far + wf, h0 + 1), (x_near + wn, wy), (x_near - wn, wy)]
+        draw.polygon(band, fill=_rgb(_jit(rng, (85, 80, 75), 15)))
     if rng.random() < 0.3:
         # A nunatak: bare rock sticking out of the ice.
         cx, cy = rng.uniform(0, r), h0 + rows * rng.uniform(0.1, 0.6)
         s = r * rng.uniform(0.03, 0.12)
-        pts = [(cx + s * np.cos(a) * rng.uniform(0.6, 1.4),
-                cy + 0.5 * s * np.sin(a) * rng.uniform(0.6, 1.4)) for a in np.linspace(0, 6.28, 7)]
+        angles = np.linspace(0, 2 * np.pi, 7)
+        px = cx + s * np.cos(angles) * rng.uniform(0.6, 1.4, 7)
+        py = cy + 0.5 * s * np.sin(angles) * rng.uniform(0.6, 1.4, 7)
+        pts = list(zip(px.tolist(), py.tolist(), strict=True))
         draw.polygon(pts, fill=_rgb(_jit(rng, (60, 58, 55), 15)))
     return _from_pil(pil)
 
@@ -662,7 +733,7 @@ def _mountain(rng: np.random.Generator, r: int) -> _Arr:
     n = int(rng.integers(2, 5))
     amp0 = r * rng.uniform(0.15, 0.4)
     rocks = [(110, 105, 100), (125, 110, 95), (95, 95, 105), (140, 125, 110), (80, 85, 75)]
-    rock = _pick(rng, rocks) + rng.uniform(-15, 15, 3).astype(_F32)
+    rock = _pick(rng, rocks, 15)
     snowy = rng.random() < 0.7
     snowline = h0 - amp0 * rng.uniform(0.35, 0.85) if snowy else None
     haze0 = rng.uniform(0.3, 0.75)
@@ -680,8 +751,7 @@ def _mountain(rng: np.random.Generator, r: int) -> _Arr:
         top = (r * rng.uniform(0.8, 0.95) - (_ridge(rng, r, 0.4) * r * 0.05)).astype(_F32)
         meadow = _jit(rng, (90, 125, 55), 25)
         y0, _ = _band(r, top, None)
-        tex = 0.8 + 0.4 * _smooth(rng, r - y0, r, 3, 10)
-        _fill(img, top, meadow * tex[..., None])
+        _fill(img, top, _c(meadow) * (0.8 + 0.4 * _smooth(rng, r - y0, r, 3, 10)))
     elif fg < 0.4:
         # A lake that mirrors the peaks: water that is not the sea.
         y = int(r * rng.uniform(0.75, 0.92))
@@ -692,10 +762,12 @@ def _mountain(rng: np.random.Generator, r: int) -> _Arr:
         draw = ImageDraw.Draw(pil)
         base = r * rng.uniform(0.9, 1.05)
         green = _jit(rng, (35, 65, 40), 12)
-        for cx in np.arange(-5, r + 5, r * rng.uniform(0.02, 0.05)):
-            th = r * rng.uniform(0.05, 0.14)
-            draw.polygon([(cx - th * 0.25, base), (cx + th * 0.25, base), (cx, base - th)],
-                         fill=_rgb(green * rng.uniform(0.8, 1.2)))
+        cxs = np.arange(-5, r + 5, r * rng.uniform(0.02, 0.05))
+        ths = r * rng.uniform(0.05, 0.14, len(cxs))
+        cols = np.clip(green[None, :] * rng.uniform(0.8, 1.2, (len(cxs), 1)), 0, 255)
+        for cx, th, c in zip(cxs.tolist(), ths.tolist(), cols.astype(int).tolist(), strict=True):
+            tree = [(cx - th * 0.25, base), (cx + th * 0.25, base), (cx, base - th)]
+            draw.polygon(tree, fill=tuple(c))
         img = _from_pil(pil)
     return img
 
@@ -738,19 +810,20 @@ def _vignette(r: int) -> _Arr:
     if r not in _vignettes:
         c = (r - 1) / 2
         d = np.arange(r, dtype=_F32) - c
-        _vignettes[r] = ((d[:, None] ** 2 + d[None, :] ** 2) / (2 * c * c))[..., None]
+        _vignettes[r] = (d[:, None] ** 2 + d[None, :] ** 2) / (2 * c * c)
     return _vignettes[r]
 
 
 def _finish(rng: np.random.Generator, img: _Arr, size: int) -> Image.Image:
-    r = img.shape[0]
+    r = img.shape[1]
     sat = rng.uniform(0.7, 1.25)
     wb = (1.0 + rng.uniform(-0.07, 0.07, 3)).astype(_F32)
     contrast = rng.uniform(0.85, 1.15)
     gain = wb * (rng.uniform(0.82, 1.12) * contrast)
     # Saturation, contrast, exposure and white balance folded into one affine map per channel.
-    gray = (img @ np.full(3, 1 / 3, _F32))[..., None]
-    img = img * (gain * sat) + gray * (gain * (1 - sat)) + gain * (128.0 * (1 - contrast) / contrast)
+    gray = (img[0] + img[1] + img[2]) * (1 / 3)
+    offset = gain * (128.0 * (1 - contrast) / contrast)
+    img = img * _c(gain * sat) + gray * _c(gain * (1 - sat)) + _c(offset)
     if rng.random() < 0.4:
         img *= 1.0 - rng.uniform(0.15, 0.45) * _vignette(r)
     pil = _to_pil(img)
