@@ -1,4 +1,4 @@
-"""Throughput of the synthetic landscape generator: images/s at 224 px, JPEG encode and write included.
+"""Synthetic landscape generator throughput: images/s at 224 px, JPEG encode and write included.
 
 Run with ``python benchmarks/bench_synth.py [n_images]`` (500 by default); files go to a temporary
 folder that is removed afterwards.

@@ -179,3 +179,10 @@ def test_unknown_class_error_lists_the_available_ones() -> None:
         render_landscape("tundra", np.random.default_rng(0))
     with pytest.raises(UserError, match="size"):
         render_landscape("coast", np.random.default_rng(0), size=16)
+
+
+def test_output_path_that_is_a_file_is_a_user_error(tmp_path: Path) -> None:
+    target = tmp_path / "taken"
+    target.write_text("not a folder")
+    with pytest.raises(UserError, match="not a folder"):
+        generate_dataset(target, SynthSpec(per_class=1, size=32))

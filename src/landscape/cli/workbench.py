@@ -176,13 +176,13 @@ def _pending(name: str, issue: str) -> Any:
 
 def register(app: typer.Typer) -> None:
     """Add the workbench commands to the root app."""
-    from . import _demo
+    from . import _demo, _evaluate
 
     app.command("train")(train)
     app.command("predict")(predict)
+    app.command("evaluate")(_evaluate.evaluate)
     app.command("demo")(_demo.demo)
     for name, doc in (
-        ("evaluate", "Evaluate a bundle on a dataset: metrics, calibration, latency, report."),
         ("study", "Run a grid of training runs from a YAML file and compare them."),
         ("tune", "Search hyper-parameters with Optuna."),
         ("export", "Export a bundle to ONNX with a parity check."),

@@ -111,7 +111,8 @@ class DatasetIndex:
         for sample in self.samples:
             row = table.setdefault(sample.split or "all", dict.fromkeys(self.classes, 0))
             row[sample.label] += 1
-        return table
+        order = {name: i for i, name in enumerate((*SPLITS, "all"))}
+        return {k: table[k] for k in sorted(table, key=order.__getitem__)}
 
     def fingerprint(self) -> str:
         """A short hash of (relative path, size, label, split) for every sample.

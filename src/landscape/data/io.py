@@ -31,6 +31,8 @@ IMAGE_EXTENSIONS: frozenset[str] = frozenset(
 )
 #: Largest image accepted (pixels). 200 Mpx covers any camera; a bomb claims far more.
 MAX_PIXELS: int = 200_000_000
+# Pillow raises above twice its limit before our check could name the file; align the two.
+Image.MAX_IMAGE_PIXELS = MAX_PIXELS
 
 ImageSource = Path | str | bytes | Image.Image | np.ndarray
 
@@ -73,11 +75,13 @@ def to_rgb(image: Image.Image) -> Image.Image:
 
 def _decode(data: Path | bytes, name: str, draft: tuple[int, int] | None) -> Image.Image:
     source = io.BytesIO(data) if isinstance(data, bytes) else data
-    previous = ImageFile.LOAD_TRUNCATED_IMAGES
-    ImageFile.LOAD_TRUNCATED_IMAGES = False
+    if ImageFile.LOAD_TRUNCATED_IMAGES:
+        # Another library switched Pillow to accept truncated files; an index must not.
+        raise RuntimeError("PIL.ImageFile.LOAD_TRUNCATED_IMAGES is set; landscape needs it False")
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            # Our own pixel limit below is the check; Pillow's warning would be noise.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(source) as img:
                 width, height = img.size
                 if width * height > MAX_PIXELS:
@@ -104,8 +108,6 @@ def _decode(data: Path | bytes, name: str, draft: tuple[int, int] | None) -> Ima
         raise ImageDecodeError(
             f"corrupt or truncated image ({exc})", path=name, fix="remove or replace the file"
         ) from exc
-    finally:
-        ImageFile.LOAD_TRUNCATED_IMAGES = previous
 
 
 def open_image(source: ImageSource, *, draft: tuple[int, int] | None = None) -> Image.Image:

@@ -16,7 +16,7 @@ the class) so that the metadata paths of the project have something real to read
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -115,6 +115,8 @@ class SynthSpec:
             raise UserError(f"size must be at least 32 pixels, got {self.size}")
         if self.seed < 0:
             raise UserError(f"seed must be 0 or more, got {self.seed}")
+        if len(self.quality) != 2:
+            raise UserError(f"JPEG quality must be a (low, high) pair, got {self.quality}")
         lo, hi = self.quality
         if not 1 <= lo <= hi <= 100:
             raise UserError(
@@ -154,7 +156,9 @@ def _jit(rng: np.random.Generator, base: tuple[float, float, float], spread: flo
     return np.clip(np.asarray(base, _F32) + rng.uniform(-spread, spread, 3).astype(_F32), 0, 255)
 
 
-def _pick(rng: np.random.Generator, options: list[tuple[float, float, float]], spread: float) -> _Arr:
+def _pick(
+    rng: np.random.Generator, options: Sequence[tuple[float, float, float]], spread: float
+) -> _Arr:
     return _jit(rng, options[int(rng.integers(len(options)))], spread)
 
 
@@ -202,28 +206,20 @@ def _fractal(rng: np.random.Generator, h: int, w: int, cy: int, cx: int, octaves
 
 
 def _ridge(rng: np.random.Generator, w: int, rough: float = 0.55, start: int = 2) -> _Arr:
-    """A 1-D midpoint-displacement profile over ``w`` columns, normalised to 0..1."""
-    pts = rng.uniform(-1.0, 1.0, start + 1)
-    scale = 0.6
-    while len(pts) < w:
-        mids = (pts[:-1] + pts[1:]) * 0.5 + rng.normal(0.0, scale, len(pts) - 1)
-        new = np.empty(2 * len(pts) - 1)
-        new[0::2] = pts
-        new[1::2] = mids
-        pts = new
-        scale *= rough
-    prof = pts if len(pts) == w else np.interp(_grid(len(pts), w), np.arange(len(pts)), pts)
+    """A fractal 1-D profile over ``w`` columns, normalised to 0..1.
+
+    Octaves of ``start + 1``, then twice as many, ... random heights, each ``rough`` times weaker
+    than the last: what midpoint displacement gives, as a few cached matrix products.
+    """
+    prof = np.zeros(w, _F32)
+    cells, amp = start + 1, 1.0
+    while cells <= w:
+        prof += _interp_matrix(w, cells) @ rng.uniform(-amp, amp, cells).astype(_F32)
+        cells *= 2
+        amp *= rough
     lo, hi = prof.min(), prof.max()
-    return ((prof - lo) / max(hi - lo, 1e-6)).astype(_F32)
-
-
-_grid_cache: dict[tuple[int, int], _Arr] = {}
-
-
-def _grid(n_in: int, n_out: int) -> _Arr:
-    if (n_in, n_out) not in _grid_cache:
-        _grid_cache[n_in, n_out] = np.linspace(0, n_in - 1, n_out)
-    return _grid_cache[n_in, n_out]
+    out: _Arr = (prof - lo) / max(float(hi - lo), 1e-6)
+    return out
 
 
 def _band(h: int, top: _Arr, bottom: _Arr | None) -> tuple[int, int]:
@@ -341,20 +337,38 @@ def _range(
     rows = y1 - y0
     ys = np.arange(y0, y1, dtype=_F32)[:, None]
     depth = np.clip((ys - top[None, :]) / max(amp, 1.0), 0, 1)
-    # Relief: the horizontal derivative of a rough field, lit from the sun's side, reads as
-    # buttresses and gullies; the crest's own slope adds the big lit and shadowed faces near the
-    # top only, else every column becomes a stripe down to the valley.
-    field = _fractal(rng, rows, w, max(rows // 14, 2), max(w // 10, 3), 2)
-    relief = np.gradient(field, axis=1) * (sun * w * 0.25)
+    # Relief: spurs and gullies run diagonally down from the crest, so the face is shaded by
+    # two rough profiles slid sideways with depth, one each way, lit from the sun's side. The
+    # crest's own slope adds the big lit and shadowed faces near the top only, else every column
+    # becomes a stripe down to the valley.
+    span = 3 * w  # fixed, so that the interpolation matrices are cached
+    slant = rng.uniform(0.4, 1.1)
+    yi = np.arange(rows, dtype=_F32)[:, None] * slant
+    xi = np.arange(w, dtype=_F32)[None, :] + w
+    ia = np.clip(xi + yi, 0, span - 1).astype(np.intp)
+    ib = np.clip(xi - yi, 0, span - 1).astype(np.intp)
+    pa, pb = _ridge(rng, span, 0.58, 8), _ridge(rng, span, 0.58, 8)
+    da, db = np.gradient(pa), np.gradient(pb)
+    da /= da.std() + 1e-6
+    db /= db.std() + 1e-6
+    mix = rng.uniform(0.3, 0.7)
+    # Patches of smoother slope (scree, snowfields) break the regularity of the hatching.
+    patchy = 0.3 + 0.9 * _smooth(rng, rows, w, 3, 4)
+    relief = (da[ia] * mix + db[ib] * (1 - mix)) * (sun * patchy)
     crest = (_shade(top, sun, 0.3, 1.0) - 1.0)[None, :] * np.exp(-2.0 * depth)
-    shade = np.clip(1.0 + crest + np.tanh(relief) * 0.3, 0.45, 1.5)
-    # Lower slopes get darker: soil and vegetation instead of bare rock.
-    col = _c(rock) * (shade * (1.0 - 0.3 * depth))
+    shade = np.clip(1.0 + crest + np.tanh(relief * 0.7) * 0.25, 0.45, 1.5)
+    # The colour is rock * lit + snow * snow_lit + haze, mixed as scalar fields first: each
+    # operation on the three planes costs three times one on a field.
+    lit = shade * ((1.0 - 0.3 * depth) * (1.0 - haze))
     if snowline is not None:
+        field = pa[ia] * mix + pb[ib] * (1 - mix)
         line = snowline + amp * 0.25 * (_ridge(rng, w, 0.7, 8) - 0.5) + (field - 0.5) * amp * 0.3
         snow = np.clip((line - ys) * 0.5, 0, 1)
-        col += (_SNOW * np.clip(shade * 1.05, 0.55, 1.08) - col) * snow
-    col += (_c(haze_col) - col) * haze
+        col = _c(rock) * (lit * (1 - snow))
+        col += _SNOW * (np.clip(shade * 1.05, 0.55, 1.08) * (snow * (1.0 - haze)))
+    else:
+        col = _c(rock) * lit
+    col += _c(haze_col * haze)
     _fill(img, top, col)
     return top
 
@@ -362,7 +376,7 @@ def _range(
 def _water(
     rng: np.random.Generator, img: _Arr, y_top: int, far: _Arr, near: _Arr, waviness: float
 ) -> None:
-    """Sea or lake from row ``y_top`` down: perspective wave rows, whitecaps, a darker foreground."""
+    """Sea or lake from row ``y_top`` down: perspective wave rows, whitecaps, a darker distance."""
     h, w = img.shape[1:]
     rows = h - y_top
     if rows <= 0:
@@ -395,7 +409,7 @@ def _blobs(
     base: tuple[float, float, float],
     scale: tuple[float, float],
 ) -> _Arr:
-    """Dark rounded clutter (rocks, shrubs) sized by ``scale`` times the distance below ``y_min``."""
+    """Dark rounded clutter (rocks, shrubs), sized by ``scale`` times the depth below ``y_min``."""
     r = img.shape[1]
     pil = _to_pil(img)
     draw = ImageDraw.Draw(pil)
@@ -405,6 +419,24 @@ def _blobs(
     cols = np.clip(np.asarray(base) + rng.uniform(-20, 20, (n, 3)), 0, 255).astype(int).tolist()
     for cx, cy, s, c in zip(cxs.tolist(), cys.tolist(), sizes.tolist(), cols, strict=True):
         draw.ellipse((cx - 1.5 * s, cy - s, cx + 1.5 * s, cy + 0.3 * s), fill=tuple(c))
+    return _from_pil(pil)
+
+
+def _treeline(
+    rng: np.random.Generator, img: _Arr, base: float, heights: tuple[float, float]
+) -> _Arr:
+    """A row of dark conifers standing on row ``base``, ``heights`` as fractions of the size."""
+    r = img.shape[1]
+    pil = _to_pil(img)
+    draw = ImageDraw.Draw(pil)
+    green = _jit(rng, (35, 65, 40), 12)
+    cxs = np.arange(-5, r + 5, r * rng.uniform(0.02, 0.05))
+    ths = r * rng.uniform(heights[0], heights[1], len(cxs))
+    cols = np.clip(green[None, :] * rng.uniform(0.8, 1.2, (len(cxs), 1)), 0, 255)
+    for cx, th, c in zip(cxs.tolist(), ths.tolist(), cols.astype(int).tolist(), strict=True):
+        draw.polygon(
+            [(cx - th * 0.25, base), (cx + th * 0.25, base), (cx, base - th)], fill=tuple(c)
+        )
     return _from_pil(pil)
 
 
@@ -418,10 +450,13 @@ def _coast(rng: np.random.Generator, r: int) -> _Arr:
     sun = 1.0 if rng.random() < 0.5 else -1.0
     if rng.random() < 0.35:
         # Land on the far shore, now and then snowy: mountains behind a coast are common.
-        snow = h0 - r * 0.06 if rng.random() < 0.3 else None
-        amp = r * rng.uniform(0.03, 0.2)
+        amp = r * rng.uniform(0.03, 0.35)
+        snow = h0 - amp * rng.uniform(0.3, 0.7) if rng.random() < 0.3 else None
         rock = _jit(rng, (100, 105, 100), 25)
         _range(rng, img, h0 + 1, amp, rock, hor, rng.uniform(0.4, 0.8), snow, sun)
+    elif rng.random() < 0.2:
+        # A wooded far shore, as on a lake in a forest.
+        img = _treeline(rng, img, h0 + 1.0, (0.02, 0.08))
     palette = [
         ((25, 65, 120), (40, 120, 160)),  # Atlantic blue
         ((20, 110, 140), (60, 190, 185)),  # tropical turquoise
@@ -469,7 +504,13 @@ def _coast(rng: np.random.Generator, r: int) -> _Arr:
             + np.sin(xs / r * rng.uniform(2, 8) + rng.uniform(0, 6)) * r * 0.03
             + (xs / r - 0.5) * r * rng.uniform(-0.3, 0.3)
         ).astype(_F32)
-        sands = [(215, 195, 155), (200, 180, 140), (225, 210, 180), (120, 115, 110), (185, 160, 120)]
+        sands = [
+            (215, 195, 155),
+            (200, 180, 140),
+            (225, 210, 180),
+            (120, 115, 110),
+            (185, 160, 120),
+        ]
         sand = _pick(rng, sands, 15)
         y0, _ = _band(r, shore, None)
         rows = r - y0
@@ -492,9 +533,9 @@ def _desert(rng: np.random.Generator, r: int) -> _Arr:
     sun = 1.0 if rng.random() < 0.5 else -1.0
     sands = [(215, 150, 90), (225, 180, 120), (225, 205, 170), (185, 105, 65), (200, 170, 130)]
     sand = _pick(rng, sands, 15)
-    if rng.random() < 0.35:
+    if rng.random() < 0.45:
         # Mesas or a rocky range on the horizon: flat tops come from clipping a ridge.
-        amp = r * rng.uniform(0.05, 0.25)
+        amp = r * rng.uniform(0.05, 0.35)
         prof = np.minimum(_ridge(rng, r, 0.5) * rng.uniform(1.0, 2.0), 1.0)
         top = (h0 + 1 - amp * prof).astype(_F32)
         y0, _ = _band(r, top, None)
@@ -533,6 +574,10 @@ def _desert(rng: np.random.Generator, r: int) -> _Arr:
         col = _c(sand * rng.uniform(0.92, 1.08)) * brightness
         col += (_c(hor) - col) * (0.45 * (1 - f) ** 1.5)
         _fill(img, top, col)
+    if rng.random() < 0.1:
+        # A salt flat after rain mirrors the sky, like a calm sea.
+        y = int(h0 + (r - h0) * rng.uniform(0.3, 0.7))
+        _reflect(img, y, _jit(rng, (200, 200, 205), 20), rng.uniform(0.6, 0.85))
     if rng.random() < 0.35:
         # Shrubs, stones or a lone acacia: clutter that forests and coasts also have.
         img = _blobs(rng, img, int(rng.integers(2, 25)), h0, (80, 75, 45), (0.01, 0.04))
@@ -557,10 +602,10 @@ def _forest(rng: np.random.Generator, r: int) -> _Arr:
     h0 = int(r * rng.uniform(0.15, 0.55)) if open_sky else int(r * rng.uniform(0.0, 0.1))
     img, hor = _sky(rng, r, max(h0, 4), ("day", "day", "deep", "overcast", "haze", "dusk"))
     sun = 1.0 if rng.random() < 0.5 else -1.0
-    if open_sky and rng.random() < 0.3:
+    if open_sky and rng.random() < 0.35:
         # Hills or peaks behind the trees.
-        snow = h0 - r * 0.1 if rng.random() < 0.3 else None
-        amp = r * rng.uniform(0.05, 0.3)
+        amp = r * rng.uniform(0.05, 0.4)
+        snow = h0 - amp * rng.uniform(0.4, 0.8) if rng.random() < 0.3 else None
         rock = _jit(rng, (85, 100, 85), 20)
         _range(rng, img, h0 + r * 0.05, amp, rock, hor, rng.uniform(0.3, 0.7), snow, sun)
     snowy = rng.random() < 0.1
@@ -597,7 +642,7 @@ def _forest(rng: np.random.Generator, r: int) -> _Arr:
         bys = base_y + rng.uniform(-0.1, 0.1, n_trees) * tree_h
         conifer = rng.random(n_trees) < conifer_p
         haze = 0.55 * (1 - f) ** 1.5 if open_sky else 0.0
-        cols = pal[rng.integers(len(pal), size=n_trees)]
+        cols: _Arr = pal[rng.integers(len(pal), size=n_trees)]
         if autumn:
             # Autumn woods keep some evergreens.
             cols[rng.random(n_trees) < 0.3] = np.asarray(_GREENS[1], _F32)
@@ -656,6 +701,8 @@ def _glacier(rng: np.random.Generator, r: int) -> _Arr:
         rock = _jit(rng, (75, 75, 80), 20)
         _range(rng, img, h0 + 2, amp, rock, hor, rng.uniform(0.05, 0.4), snow, sun)
     tidewater = rng.random() < 0.2
+    # A smooth snowfield high on a glacier, without crevasses, is hard to tell from a snowy slope.
+    snowfield = not tidewater and rng.random() < 0.2
     ice_white = _jit(rng, (232, 240, 248), 10)
     ice_blue = _jit(rng, (140, 185, 225), 20)
     blue_amt = rng.uniform(0.2, 0.9)
@@ -671,6 +718,17 @@ def _glacier(rng: np.random.Generator, r: int) -> _Arr:
         dirt = _smooth(rng, rows, r, 2, int(rng.integers(6, 16)))
         dirt_amt = np.clip((dirt - 0.6) * 3, 0, 1) * rng.uniform(0.15, 0.5)
         ice += (_c(np.asarray((110, 105, 100), _F32)) - ice) * dirt_amt
+    vx = rng.uniform(0.2, 0.8) * r  # where the ice flows from, on the horizon
+    if not tidewater and rng.random() < 0.25:
+        # A medial moraine: a band of debris that narrows towards the far end of the glacier.
+        x_near = rng.uniform(-0.2, 1.2) * r
+        depth = np.arange(rows, dtype=_F32)[:, None] / max(rows - 1, 1)
+        centre = vx + (x_near - vx) * depth
+        half = r * 0.004 + r * rng.uniform(0.02, 0.08) * depth
+        xs = np.arange(r, dtype=_F32)[None, :]
+        amt = np.clip(half - np.abs(xs - centre) + 0.5, 0, 1)
+        amt *= 0.55 + 0.45 * _smooth(rng, rows, r, 8, 12)
+        ice += (_c(_jit(rng, (85, 80, 75), 15)) - ice) * amt
     img[:, h0:] = ice
     pil = _to_pil(img)
     draw = ImageDraw.Draw(pil)
@@ -681,13 +739,17 @@ def _glacier(rng: np.random.Generator, r: int) -> _Arr:
         for _ in range(int(rng.integers(2, 12))):
             cx, cy = rng.uniform(0, r), rng.uniform(wy + 2, r)
             s = (cy - wy) * rng.uniform(0.05, 0.25) + 1
-            berg = [(cx - s, cy), (cx + s, cy), (cx + s * 0.5, cy - s * 0.8), (cx - s * 0.3, cy - s)]
+            berg = [
+                (cx - s, cy),
+                (cx + s, cy),
+                (cx + s * 0.5, cy - s * 0.8),
+                (cx - s * 0.3, cy - s),
+            ]
             draw.polygon(berg, fill=_rgb(_jit(rng, (225, 235, 245), 10)))
     else:
         wy = r
-    vx = rng.uniform(0.2, 0.8) * r
     crev = _jit(rng, (45, 85, 140), 20)
-    k = int(rng.integers(6, 35))
+    k = 0 if snowfield else int(rng.integers(6, 35))
     fs = rng.random(k) ** 0.8
     lengths = r * rng.uniform(0.05, 0.35, k) * (0.3 + fs)
     centres = rng.uniform(-0.1, 1.1, k) * r
@@ -707,13 +769,6 @@ def _glacier(rng: np.random.Generator, r: int) -> _Arr:
         width = max(1, int(1 + 3 * f * wr))
         pts = list(zip(xs.tolist(), ys_line.tolist(), strict=True))
         draw.line(pts, fill=_rgb(crev * sh), width=width)
-    if not tidewater and rng.random() < 0.4:
-        # A medial moraine: a dark band converging to the far end of the glacier.
-        x_far = vx + rng.uniform(-0.1, 0.1) * r
-        x_near = rng.uniform(-0.2, 1.2) * r
-        wf, wn = r * 0.005, r * rng.uniform(0.03, 0.12)
-        band = [(x_far - wf, h0 + 1), (x_far + wf, h0 + 1), (x_near + wn, wy), (x_near - wn, wy)]
-        draw.polygon(band, fill=_rgb(_jit(rng, (85, 80, 75), 15)))
     if rng.random() < 0.3:
         # A nunatak: bare rock sticking out of the ice.
         cx, cy = rng.uniform(0, r), h0 + rows * rng.uniform(0.1, 0.6)
@@ -735,7 +790,7 @@ def _mountain(rng: np.random.Generator, r: int) -> _Arr:
     rocks = [(110, 105, 100), (125, 110, 95), (95, 95, 105), (140, 125, 110), (80, 85, 75)]
     rock = _pick(rng, rocks, 15)
     snowy = rng.random() < 0.7
-    snowline = h0 - amp0 * rng.uniform(0.35, 0.85) if snowy else None
+    snowline = h0 - amp0 * rng.uniform(0.2, 0.75) if snowy else None
     haze0 = rng.uniform(0.3, 0.75)
     valley = rng.uniform(0.05, 0.3)
     for i in range(n):
@@ -752,23 +807,19 @@ def _mountain(rng: np.random.Generator, r: int) -> _Arr:
         meadow = _jit(rng, (90, 125, 55), 25)
         y0, _ = _band(r, top, None)
         _fill(img, top, _c(meadow) * (0.8 + 0.4 * _smooth(rng, r - y0, r, 3, 10)))
-    elif fg < 0.4:
+    elif fg < 0.45:
         # A lake that mirrors the peaks: water that is not the sea.
-        y = int(r * rng.uniform(0.75, 0.92))
+        y = int(r * rng.uniform(0.7, 0.92))
         _reflect(img, y, _jit(rng, (40, 70, 90), 15), rng.uniform(0.5, 0.8))
     elif fg < 0.55:
+        # A snowfield in the foreground, as on a glacier but without crevasses.
+        top = (r * rng.uniform(0.7, 0.92) - _ridge(rng, r, 0.45) * r * 0.08).astype(_F32)
+        y0, _ = _band(r, top, None)
+        tone = 0.82 + 0.18 * _fractal(rng, r - y0, r, 3, 6, 2)
+        _fill(img, top, _c(_jit(rng, (228, 234, 244), 10)) * tone)
+    elif fg < 0.68:
         # A row of conifers at the foot of the slope.
-        pil = _to_pil(img)
-        draw = ImageDraw.Draw(pil)
-        base = r * rng.uniform(0.9, 1.05)
-        green = _jit(rng, (35, 65, 40), 12)
-        cxs = np.arange(-5, r + 5, r * rng.uniform(0.02, 0.05))
-        ths = r * rng.uniform(0.05, 0.14, len(cxs))
-        cols = np.clip(green[None, :] * rng.uniform(0.8, 1.2, (len(cxs), 1)), 0, 255)
-        for cx, th, c in zip(cxs.tolist(), ths.tolist(), cols.astype(int).tolist(), strict=True):
-            tree = [(cx - th * 0.25, base), (cx + th * 0.25, base), (cx, base - th)]
-            draw.polygon(tree, fill=tuple(c))
-        img = _from_pil(pil)
+        img = _treeline(rng, img, r * rng.uniform(0.9, 1.05), (0.05, 0.14))
     return img
 
 
@@ -819,19 +870,30 @@ def _finish(rng: np.random.Generator, img: _Arr, size: int) -> Image.Image:
     sat = rng.uniform(0.7, 1.25)
     wb = (1.0 + rng.uniform(-0.07, 0.07, 3)).astype(_F32)
     contrast = rng.uniform(0.85, 1.15)
-    gain = wb * (rng.uniform(0.82, 1.12) * contrast)
+    # Now and then a badly underexposed shot.
+    exposure = rng.uniform(0.82, 1.12) if rng.random() > 0.06 else rng.uniform(0.35, 0.6)
+    gain = wb * (exposure * contrast)
     # Saturation, contrast, exposure and white balance folded into one affine map per channel.
     gray = (img[0] + img[1] + img[2]) * (1 / 3)
     offset = gain * (128.0 * (1 - contrast) / contrast)
     img = img * _c(gain * sat) + gray * _c(gain * (1 - sat)) + _c(offset)
+    if rng.random() < 0.2:
+        # Mist or haze washes out colour and texture, the main cues a classifier could lean on.
+        img += (_c(_jit(rng, (200, 205, 210), 20)) - img) * rng.uniform(0.25, 0.7)
     if rng.random() < 0.4:
         img *= 1.0 - rng.uniform(0.15, 0.45) * _vignette(r)
     pil = _to_pil(img)
     if rng.random() < 0.25:
         # Blurring before the upscale costs a quarter and looks the same.
         pil = pil.filter(ImageFilter.GaussianBlur(rng.uniform(0.2, 0.6)))
-    if r != size:
-        pil = pil.resize((size, size), Image.Resampling.BILINEAR)
+    box = (0.0, 0.0, float(r), float(r))
+    if rng.random() < 0.4:
+        # A tighter framing shows part of the scene only, sometimes little more than sky or ground.
+        side = rng.uniform(0.35, 0.85) * r
+        x0, y0 = rng.uniform(0, r - side), rng.uniform(0, r - side)
+        box = (x0, y0, x0 + side, y0 + side)
+    if r != size or box[2] - box[0] != r:
+        pil = pil.resize((size, size), Image.Resampling.BILINEAR, box=box)
     level = int(rng.integers(0, 4))
     oy, ox = (int(v) for v in rng.integers(0, _NOISE_TILE, 2))
     if rng.random() < 0.5:
@@ -859,10 +921,10 @@ def render_landscape(cls: str, rng: np.random.Generator, size: int = 224) -> Ima
 
 
 def _dms(value: float) -> tuple[IFDRational, IFDRational, IFDRational]:
-    deg = int(value)
-    minutes_f = (value - deg) * 60
-    minutes = int(minutes_f)
-    sec = round((minutes_f - minutes) * 60 * 100)
+    # Rounding once, in hundredths of a second, avoids a "60.00 seconds" carry.
+    hundredths = round(value * 360_000)
+    deg, rest = divmod(hundredths, 360_000)
+    minutes, sec = divmod(rest, 6_000)
     return IFDRational(deg, 1), IFDRational(minutes, 1), IFDRational(sec, 100)
 
 
@@ -900,6 +962,8 @@ def generate_dataset(
     """
     start = time.perf_counter()
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise UserError("exists and is not a folder", path=out, fix="choose another output path")
     total = spec.per_class * len(spec.classes)
     lo, hi = spec.quality
     done = 0

@@ -114,6 +114,13 @@ def _throughput(seconds: Sequence[float], batch: int) -> dict[str, Any]:
     }
 
 
+def _load_average() -> float | None:
+    try:
+        return round(os.getloadavg()[0], 2)
+    except (OSError, AttributeError):  # not on every platform
+        return None
+
+
 def _device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return str(torch.cuda.get_device_name(device))
@@ -140,6 +147,7 @@ def measure_latency(
     if runs < 1 or batches < 1:
         raise ValueError("runs and batches must be at least 1")
     device = predictor.device
+    load_before = _load_average()
     encoded = [images[i % len(images)] for i in range(max(batch_size, 1))]
     with torch.inference_mode():
         tensors = torch.stack([predictor.preprocess(b) for b in encoded])
@@ -153,6 +161,8 @@ def measure_latency(
             lambda: predictor.predict(encoded, batch_size=batch_size), batches, 1, device
         )
     height, width = int(single.shape[-2]), int(single.shape[-1])
+    cores = os.cpu_count() or 1
+    busy = load_before is not None and device.type == "cpu" and load_before > 0.5 * cores
     return {
         "device": str(device),
         "device_name": _device_name(device),
@@ -160,9 +170,15 @@ def measure_latency(
         "threads": torch.get_num_threads(),
         "cpu_count": os.cpu_count(),
         "torch": torch.__version__,
+        "load_average_1m": load_before,
+        # Other processes competing for the cores inflate every figure: say so in the result.
+        "busy_machine": busy,
         "input": f"{height}x{width}",
         "warmup": warmup,
-        "model": {"batch_1": _percentiles(model_b1, 1), f"batch_{batch_size}": _throughput(model_bn, batch_size)},
+        "model": {
+            "batch_1": _percentiles(model_b1, 1),
+            f"batch_{batch_size}": _throughput(model_bn, batch_size),
+        },
         "end_to_end": {
             "batch_1": _percentiles(e2e_b1, 1),
             f"batch_{batch_size}": _throughput(e2e_bn, batch_size),

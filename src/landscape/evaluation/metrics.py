@@ -120,9 +120,7 @@ def classification_metrics(
     return {
         "accuracy": float(accuracy_score(truth, pred)),
         **averages,
-        "top_k": {
-            f"top_{k}": top_k_accuracy(truth, probs, k) for k in top_k if k <= n_classes
-        },
+        "top_k": {f"top_{k}": top_k_accuracy(truth, probs, k) for k in top_k if k <= n_classes},
         "per_class": {
             name: {
                 "precision": float(precision[i]),

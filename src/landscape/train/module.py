@@ -55,6 +55,10 @@ class ClassifierModule(L.LightningModule):
         # RNG as a function of (seed, epoch): a resumed run draws the same dropout/augmentation
         # numbers as an uninterrupted one from the resumed epoch on.
         L.seed_everything(self.seed * 10_007 + self.current_epoch, workers=True, verbose=False)
+        loader = self.trainer.train_dataloader
+        sampler = getattr(loader, "sampler", None)
+        if hasattr(sampler, "set_epoch"):
+            sampler.set_epoch(self.current_epoch)
 
     def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor | None:
         if batch is None:

@@ -91,8 +91,10 @@ class _EpochSampler(Sampler[int]):
         self.epoch = epoch
 
     def __iter__(self) -> Any:
+        # A generator: the epoch is read at the first batch, after the epoch-start hooks ran
+        # (a resumed run may build its iterator before Lightning calls set_epoch).
         rng = np.random.default_rng([self.seed, self.epoch])
-        return iter(rng.permutation(self.n).tolist())
+        yield from rng.permutation(self.n).tolist()
 
     def __len__(self) -> int:
         return self.n
@@ -286,6 +288,8 @@ def _read_history(run_dir: Path, stages: int) -> list[dict[str, Any]]:
         rows: dict[int, dict[str, Any]] = {}
         with open(path) as fh:
             for row in csv.DictReader(fh):
+                if any(row.get(k) for k in ("test_acc", "test_loss")):
+                    continue  # the final test row is not an epoch of training
                 epoch = int(float(row["epoch"]))
                 merged = rows.setdefault(epoch, {"stage": i, "epoch": offset + epoch})
                 merged.update({k: float(v) for k, v in row.items() if v not in ("", None) and k not in ("epoch", "step")})

@@ -1,0 +1,5 @@
+"""``python -m landscape.cli``."""
+
+from landscape.cli import _entry
+
+_entry()

@@ -1,0 +1,146 @@
+"""``landscape evaluate``: metrics, calibration, latency and an HTML report for a bundle."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from ._output import console, err_console, print_json, progress_bar
+
+_SPLITS = ("test", "val", "train", "all")
+
+
+def _default_out(bundle: Path, split: str | None) -> Path:
+    # Beside the bundle: runs/demo/bundle → runs/demo/eval-test, like training's run directory.
+    return bundle.resolve().parent / f"eval-{split}" if split else "eval"
+
+
+def _print_summary(result: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"{result['model_id']} on {result['split']} ({result['n_images']} images)")
+    table.add_column("class")
+    for name in ("precision", "recall", "F1", "support"):
+        table.add_column(name, justify="right")
+    for name, m in result["per_class"].items():
+        table.add_row(
+            name, f"{m['precision']:.3f}", f"{m['recall']:.3f}", f"{m['f1']:.3f}", str(m["support"])
+        )
+    console.print(table)
+    top = "  ".join(
+        f"{k.replace('_', '-')} {v:.4f}" for k, v in result["top_k"].items() if k != "top_1"
+    )
+    console.print(
+        f"accuracy [bold]{result['accuracy']:.4f}[/]  macro-F1 [bold]{result['macro_f1']:.4f}[/]  "
+        f"weighted-F1 {result['weighted_f1']:.4f}  {top}"
+    )
+    ece = f"ECE {result['ece']:.4f}"
+    if result["temperature"] is not None:
+        ece += (
+            f" → {result['ece_after_temperature']:.4f} "
+            f"with T={result['temperature']:.3f} (fit on val)"
+        )
+        if result["temperature_stored"]:
+            ece += " [green]stored in the bundle[/]"
+    console.print(ece)
+    for pair in result["most_confused"][:3]:
+        console.print(f"  confused: {pair['true']} → {pair['predicted']} ×{pair['count']}")
+    latency = result.get("latency")
+    if latency:
+        model, e2e = latency["model"], latency["end_to_end"]
+        b1, e1 = model["batch_1"], e2e["batch_1"]
+        bulk = next(k for k in model if k != "batch_1")
+        console.print(
+            f"latency on {latency['device_name']} ({latency['threads']} torch threads): "
+            f"model {b1['p50_ms']:.2f} ms/img p50 "
+            f"(p90 {b1['p90_ms']:.2f}, p99 {b1['p99_ms']:.2f}), "
+            f"{model[bulk]['images_per_s']:.1f} img/s at {bulk.replace('_', ' ')}"
+        )
+        console.print(
+            f"  end to end from JPEG: {e1['p50_ms']:.2f} ms/img p50 (p90 {e1['p90_ms']:.2f}, "
+            f"p99 {e1['p99_ms']:.2f}), {e2e[bulk]['images_per_s']:.1f} img/s at "
+            f"{bulk.replace('_', ' ')}"
+        )
+        if latency.get("busy_machine"):
+            err_console.print(
+                f"[yellow]note[/] load average {latency['load_average_1m']} on "
+                f"{latency['cpu_count']} cores while timing: latency figures are pessimistic"
+            )
+    params = result["params"]
+    line = f"params {params['total']:,}"
+    if params.get("trainable") is not None:
+        line += f" ({params['trainable']:,} trained)"
+    line += f", bundle {result['bundle_bytes'] / 1e6:.1f} MB"
+    if result["training_seconds"] is not None:
+        line += f"; training took {result['training_seconds']:.1f} s (wall time, not inference)"
+    console.print(line)
+    for item in result["skipped"]:
+        err_console.print(f"[yellow]skipped[/] {item['path']}: {item['reason']}")
+    for note in result["notes"]:
+        err_console.print(f"[yellow]note[/] {note}")
+    console.print(f"report: {result['files']['report.html']}")
+
+
+def evaluate(
+    bundle: Path = typer.Argument(..., help="Model bundle (folder or .landscape)."),
+    data: Path = typer.Option(
+        ..., "--data", "-d", help="Dataset folder (class folders or split folders) or CSV manifest."
+    ),
+    split: str = typer.Option(
+        None,
+        "--split",
+        "-s",
+        help="test | val | train | all. Default: test when the data has splits, else every image.",
+    ),
+    out: Path = typer.Option(
+        None, "--out", "-o", help="Output folder (default: `eval-SPLIT` beside the bundle)."
+    ),
+    calibrate: bool = typer.Option(
+        False, "--calibrate", help="Store the temperature fitted on the val split in the bundle."
+    ),
+    no_latency: bool = typer.Option(False, "--no-latency", help="Skip the latency measurement."),
+    no_gallery: bool = typer.Option(False, "--no-gallery", help="Skip the mistakes gallery."),
+    batch_size: int = typer.Option(32, "--batch-size", min=1, help="Images per batch."),
+    runs: int = typer.Option(30, "--runs", min=1, help="Timed batch-1 calls per latency figure."),
+    device: str = typer.Option("cpu", "--device", help="cpu | cuda | cuda:N."),
+    as_json: bool = typer.Option(
+        False, "--json", help="Print metrics.json (+ file paths) as JSON."
+    ),
+) -> None:
+    """Evaluate a bundle on a dataset: accuracy, P/R/F1, confusion, calibration (ECE,
+    temperature), latency, and a self-contained report.html with CSVs and PNGs.
+
+    Examples:
+
+    `landscape evaluate runs/demo/bundle --data runs/demo/split.csv` (the run's test split)
+
+    `landscape evaluate runs/demo/bundle --data photos/ --split all --out eval/photos --json`
+
+    `landscape evaluate runs/demo/bundle --data runs/demo/split.csv --calibrate --no-latency`
+    """
+    from landscape.evaluation import evaluate_bundle
+
+    if split is not None and split not in _SPLITS:
+        raise typer.BadParameter(
+            f"{split!r} is not one of {', '.join(_SPLITS)}", param_hint="--split"
+        )
+    target = out if out is not None else _default_out(bundle, split)
+    result = evaluate_bundle(
+        bundle,
+        data,
+        split,
+        target,
+        calibrate=calibrate,
+        latency=not no_latency,
+        gallery=not no_gallery,
+        batch_size=batch_size,
+        latency_runs=runs,
+        device=device,
+        progress=lambda description, total: progress_bar(description, total, enabled=not as_json),
+    )
+    if as_json:
+        print_json(result)
+    else:
+        _print_summary(result)

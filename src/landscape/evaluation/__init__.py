@@ -1,0 +1,43 @@
+"""Evaluation of a model bundle on a dataset: metrics, calibration, latency and a report.
+
+``evaluate_bundle(bundle, data, split, out)`` is the one-call entry point (``landscape
+evaluate``); the modules below it are usable on their own. Heavy libraries (scikit-learn,
+torchmetrics, matplotlib) are imported by the functions that need them.
+"""
+
+from .calibration import (
+    apply_temperature,
+    expected_calibration_error,
+    fit_temperature,
+    reliability_bins,
+)
+from .evaluate import EVAL_SPLITS, evaluate_bundle, select_split
+from .latency import bundle_size_bytes, cpu_name, measure_latency, model_facts
+from .metrics import (
+    classification_metrics,
+    confusion_counts,
+    most_confused,
+    normalize_rows,
+    top_k_accuracy,
+)
+from .report import write_report
+
+__all__ = [
+    "EVAL_SPLITS",
+    "apply_temperature",
+    "bundle_size_bytes",
+    "classification_metrics",
+    "confusion_counts",
+    "cpu_name",
+    "evaluate_bundle",
+    "expected_calibration_error",
+    "fit_temperature",
+    "measure_latency",
+    "model_facts",
+    "most_confused",
+    "normalize_rows",
+    "reliability_bins",
+    "select_split",
+    "top_k_accuracy",
+    "write_report",
+]

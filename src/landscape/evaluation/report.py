@@ -1,0 +1,514 @@
+"""Files of one evaluation: ``metrics.json``, CSV tables, PNG figures and ``report.html``.
+
+The HTML report is one self-contained file: plain tables, inline CSS and figures embedded as
+base64 PNG, no script and no external resource, so it opens offline and can be mailed as is.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import html
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "MistakeRow",
+    "plot_confusion",
+    "plot_mistakes",
+    "plot_reliability",
+    "render_html",
+    "write_report",
+]
+
+# How many of the worst mistakes the gallery shows (4 rows of 4 stay readable in a report).
+GALLERY_SIZE = 16
+
+
+@dataclass(frozen=True)
+class MistakeRow:
+    """One evaluated image with its loss, for ``top_losses.csv`` and the mistakes gallery."""
+
+    path: Path
+    true: str
+    predicted: str
+    confidence: float
+    p_true: float
+    loss: float
+
+    @property
+    def correct(self) -> bool:
+        """Whether the prediction is right."""
+        return self.true == self.predicted
+
+
+def _pyplot() -> Any:
+    import matplotlib
+
+    # Agg: no display is needed (servers, CI) and nothing opens a window.
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_confusion(
+    matrix: Sequence[Sequence[float]], classes: Sequence[str], path: Path, *, normalized: bool
+) -> Path:
+    """Confusion matrix as a heat map with the value in every cell (rows = true class)."""
+    from sklearn.metrics import ConfusionMatrixDisplay
+
+    plt = _pyplot()
+    values = np.asarray(matrix, dtype=np.float64 if normalized else np.int64)
+    side = max(4.5, 0.6 * len(classes) + 2.5)
+    fig, ax = plt.subplots(figsize=(side + 0.8, side))
+    display = ConfusionMatrixDisplay(values, display_labels=list(classes))
+    display.plot(
+        ax=ax,
+        cmap="Blues",
+        values_format=".2f" if normalized else "d",
+        xticks_rotation=45,
+        colorbar=True,
+    )
+    if normalized:
+        display.im_.set_clim(0.0, 1.0)
+    ax.set_title(
+        "confusion, row-normalised (recall on the diagonal)" if normalized else "confusion (counts)"
+    )
+    ax.set_ylabel("true class")
+    ax.set_xlabel("predicted class")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_reliability(
+    before: Sequence[Mapping[str, Any]],
+    path: Path,
+    *,
+    ece: float,
+    after: Sequence[Mapping[str, Any]] | None = None,
+    ece_after: float | None = None,
+    temperature: float | None = None,
+) -> Path:
+    """Reliability diagram: accuracy against confidence per bin, with the count per bin below."""
+    plt = _pyplot()
+    fig, (ax, hist) = plt.subplots(
+        2, 1, figsize=(5.6, 6.2), sharex=True, gridspec_kw={"height_ratios": [3, 1]}
+    )
+    width = before[0]["upper"] - before[0]["lower"]
+    centres = [(b["lower"] + b["upper"]) / 2 for b in before]
+    ax.plot([0, 1], [0, 1], "--", color="grey", linewidth=1, label="perfect calibration")
+    acc = [b["accuracy"] if b["accuracy"] is not None else 0.0 for b in before]
+    ax.bar(
+        centres,
+        acc,
+        width=width * 0.95,
+        color="#4c72b0",
+        alpha=0.75,
+        edgecolor="#2a4a80",
+        label=f"model (ECE {ece:.3f})",
+    )
+    if after is not None and ece_after is not None:
+        pts = [((b["lower"] + b["upper"]) / 2, b["accuracy"]) for b in after if b["count"]]
+        if pts:
+            xs, ys = zip(*pts, strict=True)
+            ax.plot(
+                xs, ys, "o-", color="#dd8452", label=f"T = {temperature:.2f} (ECE {ece_after:.3f})"
+            )
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("accuracy")
+    ax.set_title("reliability diagram (15 bins)")
+    ax.legend(loc="upper left", fontsize=8)
+    ax.grid(alpha=0.3)
+    hist.bar(
+        centres, [b["count"] for b in before], width=width * 0.95, color="#8c8c8c", label="model"
+    )
+    if after is not None and ece_after is not None:
+        hist.step(
+            [b["lower"] for b in after] + [1.0],
+            [b["count"] for b in after] + [after[-1]["count"]],
+            where="post",
+            color="#dd8452",
+            label="after T",
+        )
+        hist.legend(loc="upper left", fontsize=7)
+    hist.yaxis.get_major_locator().set_params(integer=True)
+    hist.set_xlabel("confidence (top-label probability)")
+    hist.set_ylabel("images")
+    hist.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _thumbnail(path: Path, size: int = 160) -> Any:
+    from landscape.data.io import open_image
+
+    image = open_image(path)
+    image.thumbnail((size, size))
+    return image
+
+
+def plot_mistakes(rows: Sequence[MistakeRow], path: Path, *, limit: int = GALLERY_SIZE) -> Path:
+    """Gallery of the misclassified images with the highest loss, labelled true → predicted."""
+    plt = _pyplot()
+    worst = [r for r in rows if not r.correct][:limit]
+    if not worst:
+        fig, ax = plt.subplots(figsize=(5, 1.4))
+        ax.axis("off")
+        ax.text(0.5, 0.5, "no misclassified image", ha="center", va="center", fontsize=12)
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        return path
+    cols = min(4, len(worst))
+    lines = math.ceil(len(worst) / cols)
+    fig, axes = plt.subplots(lines, cols, figsize=(3.0 * cols, 3.3 * lines), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, row in zip(axes.flat, worst, strict=False):
+        try:
+            ax.imshow(_thumbnail(row.path))
+        except Exception:  # a file changed since scoring: keep the caption, drop the picture
+            ax.text(0.5, 0.5, "unreadable", ha="center", va="center")
+        ax.set_title(
+            f"true: {row.true}\npred: {row.predicted} ({row.confidence:.2f})\n{row.path.name}",
+            fontsize=8,
+            color="#a02020",
+        )
+    fig.suptitle("worst mistakes (highest loss first)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def _clean(value: Any) -> Any:
+    # JSON has no NaN/Infinity: a metric that is undefined is written as null.
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_clean(v) for v in value]
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def _write_csvs(
+    out: Path, metrics: Mapping[str, Any], rows: Sequence[MistakeRow]
+) -> dict[str, Path]:
+    classes: list[str] = list(metrics["classes"])
+    files = {
+        "per_class.csv": out / "per_class.csv",
+        "confusion.csv": out / "confusion.csv",
+        "top_losses.csv": out / "top_losses.csv",
+    }
+    with open(files["per_class.csv"], "w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["class", "precision", "recall", "f1", "support"])
+        for name in classes:
+            m = metrics["per_class"][name]
+            writer.writerow(
+                [
+                    name,
+                    f"{m['precision']:.6f}",
+                    f"{m['recall']:.6f}",
+                    f"{m['f1']:.6f}",
+                    m["support"],
+                ]
+            )
+    with open(files["confusion.csv"], "w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["true\\predicted", *classes])
+        for name, line in zip(classes, metrics["confusion_matrix"], strict=True):
+            writer.writerow([name, *line])
+    with open(files["top_losses.csv"], "w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["path", "true", "predicted", "confidence", "p_true", "loss", "correct"])
+        for r in rows:
+            writer.writerow(
+                [
+                    r.path,
+                    r.true,
+                    r.predicted,
+                    f"{r.confidence:.6f}",
+                    f"{r.p_true:.6f}",
+                    f"{r.loss:.6f}",
+                    int(r.correct),
+                ]
+            )
+    return files
+
+
+_CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;
+max-width:1100px;padding:0 1rem;color:#222;line-height:1.4}
+h1{font-size:1.5rem;margin-bottom:.2rem}h2{font-size:1.15rem;margin-top:2rem;
+border-bottom:1px solid #ddd;padding-bottom:.2rem}
+table{border-collapse:collapse;margin:.5rem 0;font-size:.9rem}
+th,td{border:1px solid #ddd;padding:.25rem .6rem;text-align:right}
+th{background:#f3f5f8}td.l,th.l{text-align:left}
+.muted{color:#666;font-size:.85rem}.figs{display:flex;flex-wrap:wrap;gap:1rem}
+.figs img{max-width:100%;border:1px solid #eee}code{background:#f3f3f3;padding:0 .2rem}
+.warn{background:#fff7e0;border:1px solid #f0d890;padding:.4rem .7rem}
+"""
+
+
+def _fmt(value: Any, digits: int = 4) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def _table(
+    header: Sequence[str], rows: Sequence[Sequence[Any]], left: int = 1, digits: int = 4
+) -> str:
+    def cell(tag: str, i: int, v: Any) -> str:
+        cls = ' class="l"' if i < left else ""
+        return f"<{tag}{cls}>{html.escape(_fmt(v, digits))}</{tag}>"
+
+    head = "".join(cell("th", i, h) for i, h in enumerate(header))
+    body = "".join(
+        "<tr>" + "".join(cell("td", i, v) for i, v in enumerate(r)) + "</tr>" for r in rows
+    )
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _img(path: Path, alt: str) -> str:
+    data = base64.b64encode(path.read_bytes()).decode("ascii")
+    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
+
+
+def _latency_rows(latency: Mapping[str, Any]) -> list[list[Any]]:
+    rows: list[list[Any]] = []
+    for mode, label in (
+        ("model", "model only (preprocessed tensors)"),
+        ("end_to_end", "end to end (JPEG bytes → label)"),
+    ):
+        for key, value in latency.get(mode, {}).items():
+            if "p50_ms" in value:
+                rows.append(
+                    [
+                        label,
+                        key.replace("_", " "),
+                        value["p50_ms"],
+                        value["p90_ms"],
+                        value["p99_ms"],
+                        None,
+                        value["runs"],
+                    ]
+                )
+            else:
+                rows.append(
+                    [
+                        label,
+                        key.replace("_", " "),
+                        value["ms_per_image"],
+                        None,
+                        None,
+                        value["images_per_s"],
+                        value["batches"],
+                    ]
+                )
+    return rows
+
+
+def render_html(metrics: Mapping[str, Any], figures: Mapping[str, Path]) -> str:
+    """The report page for ``metrics`` (as in ``metrics.json``) with ``figures`` embedded."""
+    esc = html.escape
+    classes: list[str] = list(metrics["classes"])
+    parts: list[str] = [
+        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
+        f"<title>landscape evaluation — {esc(str(metrics['model_id']))}</title>",
+        f"<style>{_CSS}</style></head><body>",
+        f"<h1>Evaluation of <code>{esc(str(metrics['model_id']))}</code></h1>",
+        f"<p class='muted'>bundle {esc(str(metrics.get('bundle', '')))} · data "
+        f"{esc(str(metrics.get('data', '')))} · split <b>{esc(str(metrics['split']))}</b> · "
+        f"{metrics['n_images']} images · {esc(str(metrics.get('created_at', '')))}</p>",
+    ]
+    for note in metrics.get("notes", []):
+        parts.append(f"<p class='warn'>{esc(note)}</p>")
+
+    summary: list[list[Any]] = [
+        ["accuracy", metrics["accuracy"]],
+        *[[k.replace("_", "-"), v] for k, v in metrics.get("top_k", {}).items()],
+        ["macro precision", metrics["macro_precision"]],
+        ["macro recall", metrics["macro_recall"]],
+        ["macro F1", metrics["macro_f1"]],
+        ["weighted F1", metrics["weighted_f1"]],
+        ["ECE (15 bins)", metrics["ece"]],
+        ["temperature fitted on val", metrics.get("temperature")],
+        ["ECE after temperature", metrics.get("ece_after_temperature")],
+        ["images evaluated", metrics["n_images"]],
+        ["files skipped", len(metrics.get("skipped", []))],
+    ]
+    parts += ["<h2>Summary</h2>", _table(["metric", "value"], summary)]
+
+    per_class = [
+        [
+            c,
+            metrics["per_class"][c]["precision"],
+            metrics["per_class"][c]["recall"],
+            metrics["per_class"][c]["f1"],
+            metrics["per_class"][c]["support"],
+        ]
+        for c in classes
+    ]
+    parts += [
+        "<h2>Per class</h2>",
+        _table(["class", "precision", "recall", "F1", "support"], per_class),
+    ]
+
+    parts.append("<h2>Confusion</h2><p class='muted'>rows: true class; columns: predicted.</p>")
+    parts.append(
+        _table(
+            ["true \\ predicted", *classes],
+            [[c, *line] for c, line in zip(classes, metrics["confusion_matrix"], strict=True)],
+        )
+    )
+    parts.append("<div class='figs'>")
+    for name in ("confusion.png", "confusion_normalized.png"):
+        if name in figures:
+            parts.append(_img(figures[name], name))
+    parts.append("</div>")
+    confused = [
+        [p["true"], p["predicted"], p["count"], p["fraction"]]
+        for p in metrics.get("most_confused", [])
+    ]
+    parts.append("<h3>Most confused pairs</h3>")
+    parts.append(
+        _table(["true", "predicted as", "images", "share of true class"], confused, 2)
+        if confused
+        else "<p>none: every image is classified correctly.</p>"
+    )
+
+    parts.append("<h2>Calibration</h2>")
+    parts.append(
+        f"<p>ECE {metrics['ece']:.4f} with the bundle's temperature "
+        f"{_fmt(metrics.get('bundle_temperature'), 3)} (what <code>landscape predict</code> "
+        "reports).</p>"
+    )
+    if metrics.get("temperature") is None:
+        parts.append("<p class='muted'>no temperature fitted (needs a val split in the data).</p>")
+    else:
+        stored = " — stored in the bundle" if metrics.get("temperature_stored") else ""
+        parts.append(
+            f"<p>temperature T = {metrics['temperature']:.4f} fitted on "
+            f"{metrics.get('temperature_fit_images')} val images (NLL, LBFGS): ECE "
+            f"{_fmt(metrics.get('ece_after_temperature'))} on this split{esc(stored)}.</p>"
+        )
+    if "reliability.png" in figures:
+        parts.append(_img(figures["reliability.png"], "reliability diagram"))
+
+    parts.append("<h2>Inference latency</h2>")
+    latency = metrics.get("latency")
+    if latency:
+        parts.append(
+            f"<p class='muted'>{esc(str(latency['device_name']))} · device "
+            f"{esc(str(latency['device']))} · torch threads {latency['threads']} · input "
+            f"{esc(str(latency['input']))} · warm-up {latency['warmup']} calls · "
+            "<code>torch.inference_mode</code></p>"
+        )
+        if latency.get("busy_machine"):
+            parts.append(
+                f"<p class='warn'>load average {latency.get('load_average_1m')} on "
+                f"{latency.get('cpu_count')} cores when measured: other processes shared the "
+                "CPU, so these figures are pessimistic.</p>"
+            )
+        parts.append(
+            _table(
+                ["measure", "batch", "ms/image (p50)", "p90", "p99", "images/s", "runs"],
+                _latency_rows(latency),
+                2,
+                digits=2,
+            )
+        )
+        parts.append(f"<p class='muted'>{esc(str(latency.get('note', '')))}</p>")
+    else:
+        parts.append("<p class='muted'>not measured (<code>--no-latency</code>).</p>")
+    params = metrics.get("params") or {}
+    facts = [
+        ["parameters (total)", params.get("total")],
+        ["parameters trained", params.get("trainable")],
+        ["bundle size on disk (MB)", (metrics.get("bundle_bytes") or 0) / 1e6],
+        ["training wall time (s) — training, not inference", metrics.get("training_seconds")],
+    ]
+    parts += ["<h2>Model</h2>", _table(["fact", "value"], facts)]
+
+    parts.append("<h2>Worst mistakes</h2>")
+    if "mistakes.png" in figures:
+        parts.append(_img(figures["mistakes.png"], "worst mistakes"))
+    parts.append("<p class='muted'>every image with its loss: <code>top_losses.csv</code>.</p>")
+
+    skipped = metrics.get("skipped", [])
+    if skipped:
+        parts.append(f"<h2>Skipped files ({len(skipped)})</h2>")
+        parts.append(_table(["file", "reason"], [[s["path"], s["reason"]] for s in skipped], 2))
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def write_report(
+    out: Path,
+    metrics: Mapping[str, Any],
+    rows: Sequence[MistakeRow],
+    *,
+    reliability: Sequence[Mapping[str, Any]],
+    reliability_after: Sequence[Mapping[str, Any]] | None = None,
+    gallery: bool = True,
+) -> dict[str, Path]:
+    """Write every file of an evaluation into ``out``; returns ``{file name: path}``.
+
+    ``rows`` must be sorted by decreasing loss (``top_losses.csv`` keeps that order and the
+    gallery shows the first misclassified ones).
+    """
+    out.mkdir(parents=True, exist_ok=True)
+    clean = _clean(dict(metrics))
+    classes: list[str] = list(metrics["classes"])
+    files: dict[str, Path] = {"metrics.json": out / "metrics.json"}
+    files["metrics.json"].write_text(json.dumps(clean, indent=2) + "\n", encoding="utf-8")
+    files.update(_write_csvs(out, clean, rows))
+    figures = {
+        "confusion.png": plot_confusion(
+            metrics["confusion_matrix"], classes, out / "confusion.png", normalized=False
+        ),
+        "confusion_normalized.png": plot_confusion(
+            metrics["confusion_matrix_normalized"],
+            classes,
+            out / "confusion_normalized.png",
+            normalized=True,
+        ),
+        "reliability.png": plot_reliability(
+            reliability,
+            out / "reliability.png",
+            ece=float(metrics["ece"]),
+            after=reliability_after,
+            ece_after=metrics.get("ece_after_temperature"),
+            temperature=metrics.get("temperature"),
+        ),
+    }
+    if gallery:
+        figures["mistakes.png"] = plot_mistakes(rows, out / "mistakes.png")
+    files.update(figures)
+    files["report.html"] = out / "report.html"
+    files["report.html"].write_text(render_html(clean, figures), encoding="utf-8")
+    return files

@@ -1,0 +1,137 @@
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from landscape.config import load_train_config
+from landscape.errors import ConfigError, UserError
+from landscape.models.bundle import load_bundle
+from landscape.train.trainer import auto_workers, fit, plan_stages
+
+
+def _cfg(data: Path, out: Path, **over: object):  # type: ignore[no-untyped-def]
+    base = {
+        "data": str(data),
+        "out": str(out),
+        "backbone": "tiny_cnn",
+        "weights": "none",
+        "policy": "all",
+        "epochs": 2,
+        "batch_size": 16,
+        "progress": False,
+        "num_workers": 0,
+    }
+    return load_train_config(None, {**base, **over})
+
+
+def test_run_directory_is_complete(tiny_run: Path) -> None:
+    for name in ("config.yaml", "split.csv", "metrics.json", "curves.png", "state.json"):
+        assert (tiny_run / name).is_file(), name
+    assert (tiny_run / "checkpoints" / "stage0" / "last.ckpt").is_file()
+    assert (tiny_run / "logs" / "stage0" / "metrics.csv").is_file()
+    metrics = json.loads((tiny_run / "metrics.json").read_text())
+    assert metrics["n_train"] + metrics["n_val"] + metrics["n_test"] == 80
+    assert 0.0 <= metrics["test_acc"] <= 1.0
+    bundle = load_bundle(tiny_run / "bundle")
+    assert bundle.classes == ["coast", "desert", "forest", "glacier", "mountain"]
+    assert bundle.meta["training"]["backbone"] == "tiny_cnn"
+    assert len(bundle.meta["dataset"]["fingerprint"]) == 16
+
+
+def test_frozen_head_uses_feature_cache_and_learns(synth_small: Path, tmp_path: Path) -> None:
+    cfg = _cfg(
+        synth_small, tmp_path / "r1", backbone="efficientnet_lite0", weights="packaged",
+        policy="frozen", epochs=8, optim={"lr": 0.01},
+    )
+    result = fit(cfg)
+    cache_root = Path(os.environ["LANDSCAPE_CACHE"]) / "features"
+    chunks = list(cache_root.glob("*/chunk-*.npy"))
+    assert chunks, "features were not cached"
+    assert result.metrics["val_acc"] > 0.5  # ImageNet features separate the synthetic classes
+    before = {p: p.stat().st_mtime_ns for p in chunks}
+    fit(_cfg(synth_small, tmp_path / "r2", backbone="efficientnet_lite0", weights="packaged",
+             policy="frozen", epochs=1))
+    assert {p: p.stat().st_mtime_ns for p in cache_root.glob("*/chunk-*.npy")} == before
+    # The backbone in the bundle is the untouched packaged backbone.
+    bundle = load_bundle(result.bundle)
+    assert bundle.meta["weights"]["source"] == "packaged"
+    assert result.metrics["params"]["trainable"] == 1280 * 5 + 5
+
+
+def test_fine_tune_runs_two_stages(synth_small: Path, tmp_path: Path) -> None:
+    cfg = _cfg(synth_small, tmp_path / "ft", fine_tune={"head_epochs": 1, "unfreeze": "deepest:1"},
+               epochs=1, augmentation="paper")
+    assert [s.policy for s in plan_stages(cfg)] == ["frozen", "deepest:1"]
+    result = fit(cfg)
+    assert [h["stage"] for h in result.history] == [0, 1]
+    assert (tmp_path / "ft" / "checkpoints" / "stage1-net.safetensors").is_file()
+
+
+def test_refuses_to_overwrite_a_finished_run(tiny_run: Path, synth_small: Path) -> None:
+    with pytest.raises(UserError, match="already holds a finished run"):
+        fit(_cfg(synth_small, tiny_run))
+
+
+def test_config_errors_name_the_key(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text("data: x\noptim:\n  lrr: 0.1\n")
+    with pytest.raises(ConfigError, match=r"optim\.lrr: Extra inputs are not permitted"):
+        load_train_config(path)
+    with pytest.raises(ConfigError, match="policy"):
+        load_train_config(None, {"data": "x", "policy": "deepest:0"})
+    with pytest.raises(ConfigError, match="not found"):
+        load_train_config(tmp_path / "missing.yaml")
+
+
+def test_cache_on_requires_frozen(synth_small: Path, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cache-features on"):
+        fit(_cfg(synth_small, tmp_path / "x", cache_features="on", policy="all"))
+
+
+def test_auto_workers_is_bounded() -> None:
+    assert 0 <= auto_workers() <= 4
+
+
+def _cli_train(data: Path, out: Path, *extra: str) -> list[str]:
+    return [
+        sys.executable, "-m", "landscape.cli", "train", "--data", str(data), "--backbone",
+        "tiny_cnn", "--weights", "none", "--policy", "all", "--epochs", "6", "--batch-size", "8",
+        "--seed", "5", "--workers", "0", "--no-progress", "--out", str(out), *extra,
+    ]
+
+
+def test_resume_after_sigkill_continues_from_last_checkpoint(synth_small: Path, tmp_path: Path) -> None:
+    env = {**os.environ, "PYTHONHASHSEED": "0"}
+    subprocess.run(_cli_train(synth_small, tmp_path / "full"), check=True, env=env,
+                   capture_output=True)
+    proc = subprocess.Popen(_cli_train(synth_small, tmp_path / "cut"), env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    last = tmp_path / "cut" / "checkpoints" / "stage0" / "last.ckpt"
+    deadline = time.monotonic() + 120
+    while not last.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (tmp_path / "cut" / "bundle").exists(), "killed too late: run already finished"
+    done = subprocess.run(
+        [sys.executable, "-m", "landscape.cli", "train", "--resume", str(tmp_path / "cut"),
+         "--no-progress"], env=env, capture_output=True, text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    full = json.loads((tmp_path / "full" / "metrics.json").read_text())
+    cut = json.loads((tmp_path / "cut" / "metrics.json").read_text())
+    assert cut["epochs"] == full["epochs"] == 6
+    assert json.loads((tmp_path / "cut" / "state.json").read_text())["completed_stages"] == 1
+    rows = (tmp_path / "cut" / "logs" / "stage0" / "metrics.csv").read_text().splitlines()
+    epochs = {int(r.split(",")[0]) for r in rows[1:]}
+    assert max(epochs) >= 5  # the resumed process trained the remaining epochs
+    assert 0 not in epochs or len(epochs) == 7  # and did not start again from epoch 0
+    assert (tmp_path / "cut" / "bundle" / "model.safetensors").is_file()
