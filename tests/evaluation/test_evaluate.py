@@ -193,11 +193,13 @@ def test_calibrate_stores_temperature(
     result = _run_json(
         capsys,
         ["evaluate", str(bundle), "--data", str(trained.manifest), "--split", "val",
-         "--calibrate", "--no-latency", "--no-gallery", "--out", str(tmp_path / "eval"),
-         "--json"],
+         "--calibrate", "--no-latency", "--no-gallery", "--json"],
     )  # fmt: skip
     assert result["split"] == "val" and result["temperature_stored"] is True
     assert load_bundle(bundle).temperature == pytest.approx(result["temperature"])
+    # Without --out the files go beside the bundle, named after the split.
+    assert Path(result["files"]["report.html"]) == tmp_path.resolve() / "eval-val" / "report.html"
+    assert "mistakes.png" not in result["files"]
     # The bundle still verifies and predicts with its new temperature.
     rows = _run_json(capsys, ["predict", str(bundle), str(trained.data / "coast"), "--json"])
     assert len(rows) == 12

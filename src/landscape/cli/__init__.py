@@ -9,8 +9,12 @@ from __future__ import annotations
 import os
 import sys
 
-import click
 import typer
+
+try:  # typer ≥ 0.24 vendors click; older releases use click itself
+    from typer._click.exceptions import ClickException
+except ImportError:  # pragma: no cover
+    from click.exceptions import ClickException
 
 from landscape.errors import UserError
 
@@ -33,13 +37,13 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    except click.exceptions.ClickException as exc:
+    except ClickException as exc:
         exc.show()
         return exc.exit_code
-    except click.exceptions.Abort:
+    except typer.Abort:
         print("aborted", file=sys.stderr)
         return 1
-    except click.exceptions.Exit as exc:
+    except typer.Exit as exc:
         return int(exc.exit_code)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
@@ -53,5 +57,3 @@ def _entry() -> None:  # pragma: no cover - console script wrapper
 
 if __name__ == "__main__":  # pragma: no cover
     _entry()
-
-_ = typer  # typer is the framework of every command module

@@ -14,7 +14,7 @@ _SPLITS = ("test", "val", "train", "all")
 
 def _default_out(bundle: Path, split: str | None) -> Path:
     # Beside the bundle: runs/demo/bundle → runs/demo/eval-test, like training's run directory.
-    return bundle.resolve().parent / f"eval-{split}" if split else "eval"
+    return bundle.resolve().parent / (f"eval-{split}" if split else "eval")
 
 
 def _print_summary(result: dict[str, Any]) -> None:

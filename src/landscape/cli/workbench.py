@@ -162,7 +162,10 @@ def predict(
                 continue
             tops = "  ".join(f"{c} {p:.2f}" for c, p in row["top"])
             flag = " [yellow](unknown)[/]" if row["is_unknown"] else ""
-            console.print(f"{row['path']}: [bold]{row['label']}[/] {row['confidence']:.3f}{flag}  | {tops}")
+            console.print(
+                f"{row['path']}: [bold]{row['label']}[/] {row['confidence']:.3f}{flag}  | {tops}",
+                soft_wrap=True,
+            )
     if rows and all("error" in r for r in rows):
         raise UserError("no image could be decoded", fix="check the files")
 

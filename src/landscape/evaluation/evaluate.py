@@ -169,6 +169,8 @@ def _notes(
     predictor: Predictor, index: DatasetIndex, data: Path, split_name: str, bundle: Path
 ) -> list[str]:
     notes: list[str] = []
+    if split_name == "train":
+        notes.append("the train split is what the model learned from: its accuracy is optimistic")
     trained_on = (predictor.bundle.meta.get("dataset") or {}).get("root")
     if split_name == "all" and trained_on and Path(trained_on) == data.resolve():
         manifest = Path(bundle).parent / "split.csv"
@@ -241,8 +243,11 @@ def evaluate_bundle(
     # Probabilities exactly as Predictor reports them (bundle temperature included).
     probs = np.array([[p.probabilities[c] for c in classes] for p in predictions], dtype=np.float64)
     metrics = classification_metrics(y, probs, classes)
-    ece = expected_calibration_error(probs, y)
-    bins = reliability_bins(probs, y)
+    # Calibration from the same logits in float64: float32 softmax saturates at exactly 1.0 for
+    # confident images, which would put them in a bin of their own.
+    probs64 = apply_temperature(scored.logits, predictor.temperature).numpy()
+    ece = expected_calibration_error(probs64, y)
+    bins = reliability_bins(probs64, y)
 
     temperature: float | None = None
     ece_after: float | None = None

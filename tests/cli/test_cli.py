@@ -1,0 +1,106 @@
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from tests.conftest import CliResult
+
+Run = Callable[..., CliResult]
+
+
+def test_help_lists_every_group_without_importing_torch() -> None:
+    code = (
+        "import sys; from landscape.cli import main; rc = main(['--help']); "
+        "assert 'torch' not in sys.modules and 'lightning' not in sys.modules, 'heavy import'; "
+        "main(['data', '--help']); assert 'torch' not in sys.modules"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    for group in ("data", "train", "evaluate", "study", "tune", "predict", "export", "index",
+                  "watch", "search", "serve", "users", "demo", "models"):
+        assert group in out.stdout
+
+
+def test_version(run_cli: Run) -> None:
+    result = run_cli("--version")
+    assert result.code == 0 and result.out.startswith("landscape 0.")
+
+
+def test_pending_commands_say_so(run_cli: Run) -> None:
+    result = run_cli("serve")
+    assert result.code == 1
+    assert "not yet available" in result.err and "Traceback" not in result.err
+
+
+def test_usage_error_exit_2(run_cli: Run) -> None:
+    assert run_cli("train", "--no-such-flag").code == 2
+
+
+def test_models_list_json(run_cli: Run) -> None:
+    result = run_cli("models", "list", "--json")
+    rows = {r["name"]: r for r in json.loads(result.out)}
+    assert rows["efficientnet_lite0"]["offline"] is True
+    assert rows["resnet18"]["params"] == 11_689_512
+    assert run_cli("models", "list").code == 0
+
+
+def test_synth_train_predict_as_a_user(run_cli: Run, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    result = run_cli("data", "synth", data, "--per-class", "10", "--size", "96", "--json")
+    assert result.code == 0 and json.loads(result.out)["images"] == 50
+    out = tmp_path / "run"
+    result = run_cli(
+        "train", "--data", data, "--backbone", "efficientnet_lite0", "--weights", "packaged",
+        "--policy", "frozen", "--epochs", "3", "--seed", "1", "--out", out, "--json",
+    )
+    assert result.code == 0, result.err
+    summary = json.loads(result.out)
+    assert Path(summary["bundle"]) == out / "bundle"
+    assert (out / "bundle" / "bundle.json").is_file()
+    result = run_cli("predict", out / "bundle", data / "coast", data / "forest" / "forest_00000.jpg",
+                     "--json")
+    rows = json.loads(result.out)
+    assert len(rows) == 11
+    assert {"path", "label", "confidence", "probabilities", "is_unknown"} <= set(rows[0])
+    assert abs(sum(rows[0]["probabilities"].values()) - 1) < 1e-5
+    human = run_cli("predict", out / "bundle", data / "coast" / "coast_00001.jpg")
+    assert "coast_00001.jpg:" in human.out
+
+
+def test_user_errors_are_one_line(run_cli: Run, tmp_path: Path, tiny_run: Path) -> None:
+    cases = [
+        ("train", "--data", tmp_path / "missing", "--out", tmp_path / "o"),
+        ("train", "--data", tmp_path, "--backbone", "resnet81"),
+        ("predict", tiny_run / "bundle", tmp_path / "nope.jpg"),
+        ("predict", tmp_path / "no-bundle", tiny_run / "split.csv"),
+        ("train",),
+    ]
+    for args in cases:
+        result = run_cli(*args)
+        assert result.code == 1, args
+        lines = result.err.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: "), (args, result.err)
+
+
+def test_corrupt_file_in_predict_is_skipped(run_cli: Run, tmp_path: Path, tiny_run: Path,
+                                            synth_small: Path) -> None:
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    (folder / "bad.jpg").write_bytes(b"\xff\xd8\xff garbage")
+    good = next((synth_small / "desert").glob("*.jpg"))
+    (folder / "good.jpg").write_bytes(good.read_bytes())
+    result = run_cli("predict", tiny_run / "bundle", folder, "--json")
+    assert result.code == 0
+    rows = json.loads(result.out)
+    assert [("error" in r) for r in rows] == [True, False]
+
+
+def test_debug_shows_traceback(tmp_path: Path) -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "landscape", "--debug", "data", "split", str(tmp_path / "x")],
+        capture_output=True, text=True,
+    )
+    assert out.returncode != 0 and "Traceback" in out.stderr

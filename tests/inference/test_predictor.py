@@ -1,0 +1,66 @@
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import torch
+
+from landscape.data.io import open_image
+from landscape.data.transforms import eval_transform
+from landscape.inference import Predictor
+from landscape.models.bundle import build_model, load_bundle, update_bundle_meta
+
+
+def test_predictions_equal_the_bundle_model(tiny_run: Path, synth_small: Path) -> None:
+    files = sorted(synth_small.glob("*/*.jpg"))[::9]
+    predictor = Predictor.from_bundle(tiny_run / "bundle")
+    preds = predictor.predict(files, batch_size=3)
+    bundle = load_bundle(tiny_run / "bundle")
+    model = build_model(bundle)
+    tf = eval_transform(bundle.preprocessing)  # the bundle's own preprocessing, nothing else
+    with torch.inference_mode():
+        logits = model(torch.stack([tf(open_image(f)) for f in files]))
+    expected = [bundle.classes[i] for i in logits.argmax(1).tolist()]
+    assert [p.label for p in preds] == expected
+    assert all(abs(sum(p.probabilities.values()) - 1) < 1e-5 for p in preds)
+    assert preds[0].model_id == bundle.model_id
+    assert len(preds[0].top(3)) == 3
+
+
+def test_any_input_kind_and_size(tiny_run: Path, synth_small: Path, intel_photo: Path) -> None:
+    predictor = Predictor.from_bundle(tiny_run / "bundle")
+    f = next(synth_small.glob("glacier/*.jpg"))
+    a, b, c = predictor.predict([f, f.read_bytes(), open_image(f)])
+    assert a.probabilities == b.probabilities == c.probabilities
+    assert predictor.predict([intel_photo])[0].label in predictor.classes
+
+
+def test_thread_safe(tiny_run: Path, synth_small: Path) -> None:
+    predictor = Predictor.from_bundle(tiny_run / "bundle")
+    files = sorted(synth_small.glob("*/*.jpg"))[:8]
+    expected = [p.probabilities for p in predictor.predict(files)]
+    results: list[list[dict[str, float]]] = []
+
+    def work() -> None:
+        results.append([p.probabilities for p in predictor.predict(files)])
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert all(r == expected for r in results)
+
+
+def test_temperature_and_unknown_threshold(tiny_run: Path, synth_small: Path, tmp_path: Path) -> None:
+    import shutil
+
+    bundle = tmp_path / "b"
+    shutil.copytree(tiny_run / "bundle", bundle)
+    f = next(synth_small.glob("coast/*.jpg"))
+    base = Predictor.from_bundle(bundle).predict([f])[0]
+    update_bundle_meta(bundle, temperature=10.0, unknown_threshold=0.99)
+    hot = Predictor.from_bundle(bundle).predict([f])[0]
+    assert hot.label == base.label
+    assert hot.confidence < base.confidence
+    assert hot.is_unknown
