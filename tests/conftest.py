@@ -158,7 +158,9 @@ def odd_images(tmp_path: Path) -> OddImages:
     Image.fromarray(_photo_array(4)).convert("CMYK").save(d / "cmyk.jpg")
     wide = (np.linspace(0, 65535, 80 * 60).reshape(60, 80)).astype(np.uint16)
     Image.fromarray(wide).save(d / "deep.tif")
-    Image.fromarray(_photo_array(5)).convert("P", palette=Image.Palette.ADAPTIVE).save(d / "pal.png")
+    Image.fromarray(_photo_array(5)).convert("P", palette=Image.Palette.ADAPTIVE).save(
+        d / "pal.png"
+    )
     buf = io.BytesIO()
     Image.fromarray(_photo_array(6, (400, 300))).save(buf, "JPEG", quality=95)
     (d / "truncated.jpg").write_bytes(buf.getvalue()[: len(buf.getvalue()) // 2])
@@ -166,8 +168,16 @@ def odd_images(tmp_path: Path) -> OddImages:
     (d / "notes.jpg").write_text("this is not an image\n")
     (d / "bomb.png").write_bytes(_png_claiming(30000, 30000))
     return OddImages(
-        d / "rotated.jpg", d / "alpha.png", d / "gray.jpg", d / "cmyk.jpg", d / "deep.tif",
-        d / "pal.png", d / "truncated.jpg", d / "zero.jpg", d / "notes.jpg", d / "bomb.png",
+        d / "rotated.jpg",
+        d / "alpha.png",
+        d / "gray.jpg",
+        d / "cmyk.jpg",
+        d / "deep.tif",
+        d / "pal.png",
+        d / "truncated.jpg",
+        d / "zero.jpg",
+        d / "notes.jpg",
+        d / "bomb.png",
     )
 
 

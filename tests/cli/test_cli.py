@@ -19,8 +19,22 @@ def test_help_lists_every_group_without_importing_torch() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
-    for group in ("data", "train", "evaluate", "study", "tune", "predict", "export", "index",
-                  "watch", "search", "serve", "users", "demo", "models"):
+    for group in (
+        "data",
+        "train",
+        "evaluate",
+        "study",
+        "tune",
+        "predict",
+        "export",
+        "index",
+        "watch",
+        "search",
+        "serve",
+        "users",
+        "demo",
+        "models",
+    ):
         assert group in out.stdout
 
 
@@ -53,15 +67,30 @@ def test_synth_train_predict_as_a_user(run_cli: Run, tmp_path: Path) -> None:
     assert result.code == 0 and json.loads(result.out)["images"] == 50
     out = tmp_path / "run"
     result = run_cli(
-        "train", "--data", data, "--backbone", "efficientnet_lite0", "--weights", "packaged",
-        "--policy", "frozen", "--epochs", "3", "--seed", "1", "--out", out, "--json",
+        "train",
+        "--data",
+        data,
+        "--backbone",
+        "efficientnet_lite0",
+        "--weights",
+        "packaged",
+        "--policy",
+        "frozen",
+        "--epochs",
+        "3",
+        "--seed",
+        "1",
+        "--out",
+        out,
+        "--json",
     )
     assert result.code == 0, result.err
     summary = json.loads(result.out)
     assert Path(summary["bundle"]) == out / "bundle"
     assert (out / "bundle" / "bundle.json").is_file()
-    result = run_cli("predict", out / "bundle", data / "coast", data / "forest" / "forest_00000.jpg",
-                     "--json")
+    result = run_cli(
+        "predict", out / "bundle", data / "coast", data / "forest" / "forest_00000.jpg", "--json"
+    )
     rows = json.loads(result.out)
     assert len(rows) == 11
     assert {"path", "label", "confidence", "probabilities", "is_unknown"} <= set(rows[0])
@@ -85,8 +114,9 @@ def test_user_errors_are_one_line(run_cli: Run, tmp_path: Path, tiny_run: Path) 
         assert len(lines) == 1 and lines[0].startswith("error: "), (args, result.err)
 
 
-def test_corrupt_file_in_predict_is_skipped(run_cli: Run, tmp_path: Path, tiny_run: Path,
-                                            synth_small: Path) -> None:
+def test_corrupt_file_in_predict_is_skipped(
+    run_cli: Run, tmp_path: Path, tiny_run: Path, synth_small: Path
+) -> None:
     folder = tmp_path / "imgs"
     folder.mkdir()
     (folder / "bad.jpg").write_bytes(b"\xff\xd8\xff garbage")
@@ -101,6 +131,7 @@ def test_corrupt_file_in_predict_is_skipped(run_cli: Run, tmp_path: Path, tiny_r
 def test_debug_shows_traceback(tmp_path: Path) -> None:
     out = subprocess.run(
         [sys.executable, "-m", "landscape", "--debug", "data", "split", str(tmp_path / "x")],
-        capture_output=True, text=True,
+        capture_output=True,
+        text=True,
     )
     assert out.returncode != 0 and "Traceback" in out.stderr

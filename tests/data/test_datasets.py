@@ -72,13 +72,20 @@ def test_intel_layout_with_nested_twin_and_pred(tmp_path: Path, intel_dir: Path)
     shutil.copy(_photos(intel_dir, "street", 1)[0], root / "seg_pred" / "seg_pred" / "x.jpg")
     index = load_dataset(root)
     assert index.classes == ("forest", "glacier")
-    assert index.counts() == {"train": {"forest": 2, "glacier": 2}, "test": {"forest": 1, "glacier": 1}}
+    assert index.counts() == {
+        "train": {"forest": 2, "glacier": 2},
+        "test": {"forest": 1, "glacier": 1},
+    }
     with pytest.raises(DatasetError, match="split 'val' is empty or does not exist"):
         index.subset("val")
 
 
 def test_csv_manifest_roundtrip(tmp_path: Path, intel_dir: Path) -> None:
-    root = _tree(tmp_path / "ds", intel_dir, {"train": {"forest": 2, "sea": 2}, "test": {"forest": 1, "sea": 1}})
+    root = _tree(
+        tmp_path / "ds",
+        intel_dir,
+        {"train": {"forest": 2, "sea": 2}, "test": {"forest": 1, "sea": 1}},
+    )
     index = load_dataset(root)
     manifest = write_manifest(index, tmp_path / "out" / "m.csv", extra={"seed": 4})
     again = load_dataset(manifest)

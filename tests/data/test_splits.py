@@ -67,7 +67,9 @@ def test_existing_splits_kept_and_val_carved(tmp_path: Path, intel_dir: Path) ->
     for split, n in (("train", 10), ("test", 3)):
         for cls in ("forest", "sea"):
             (root / split / cls).mkdir(parents=True)
-            for photo in sorted((intel_dir / cls).glob("*.jpg"))[(0 if split == "train" else 50) :][:n]:
+            for photo in sorted((intel_dir / cls).glob("*.jpg"))[(0 if split == "train" else 50) :][
+                :n
+            ]:
                 shutil.copy(photo, root / split / cls / photo.name)
     index = load_dataset(root)
     out = assign_splits(index, val=0.2, seed=0)

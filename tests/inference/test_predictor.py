@@ -52,7 +52,9 @@ def test_thread_safe(tiny_run: Path, synth_small: Path) -> None:
     assert all(r == expected for r in results)
 
 
-def test_temperature_and_unknown_threshold(tiny_run: Path, synth_small: Path, tmp_path: Path) -> None:
+def test_temperature_and_unknown_threshold(
+    tiny_run: Path, synth_small: Path, tmp_path: Path
+) -> None:
     import shutil
 
     bundle = tmp_path / "b"

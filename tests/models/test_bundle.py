@@ -53,7 +53,7 @@ def test_tampered_and_truncated_bundles_fail_in_one_line(tmp_path: Path) -> None
     assert "\n" not in str(info.value)
     zipped, _ = _save(tmp_path / "m.landscape")
     zipped.write_bytes(zipped.read_bytes()[:1000])
-    with pytest.raises(BundleError, match="not a readable .landscape bundle"):
+    with pytest.raises(BundleError, match=r"not a readable \.landscape bundle"):
         load_bundle(zipped)
 
 

@@ -98,7 +98,9 @@ def test_genuine_imagenet_predictions(intel_dir: Path) -> None:
         with torch.inference_mode():
             top5 = model(_batch(photos)).topk(5, dim=1).indices
         for row in top5.tolist():
-            labels = {w.strip().lower() for i in row for w in names.index_to_description(i).split(",")}
+            labels = {
+                w.strip().lower() for i in row for w in names.index_to_description(i).split(",")
+            }
             hits += bool(labels & wanted)
             total += 1
     assert hits / total >= 0.75

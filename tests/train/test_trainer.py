@@ -47,8 +47,13 @@ def test_run_directory_is_complete(tiny_run: Path) -> None:
 
 def test_frozen_head_uses_feature_cache_and_learns(synth_small: Path, tmp_path: Path) -> None:
     cfg = _cfg(
-        synth_small, tmp_path / "r1", backbone="efficientnet_lite0", weights="packaged",
-        policy="frozen", epochs=8, optim={"lr": 0.01},
+        synth_small,
+        tmp_path / "r1",
+        backbone="efficientnet_lite0",
+        weights="packaged",
+        policy="frozen",
+        epochs=8,
+        optim={"lr": 0.01},
     )
     result = fit(cfg)
     cache_root = Path(os.environ["LANDSCAPE_CACHE"]) / "features"
@@ -56,8 +61,16 @@ def test_frozen_head_uses_feature_cache_and_learns(synth_small: Path, tmp_path: 
     assert chunks, "features were not cached"
     assert result.metrics["val_acc"] > 0.5  # ImageNet features separate the synthetic classes
     before = {p: p.stat().st_mtime_ns for p in chunks}
-    fit(_cfg(synth_small, tmp_path / "r2", backbone="efficientnet_lite0", weights="packaged",
-             policy="frozen", epochs=1))
+    fit(
+        _cfg(
+            synth_small,
+            tmp_path / "r2",
+            backbone="efficientnet_lite0",
+            weights="packaged",
+            policy="frozen",
+            epochs=1,
+        )
+    )
     assert {p: p.stat().st_mtime_ns for p in cache_root.glob("*/chunk-*.npy")} == before
     # The backbone in the bundle is the untouched packaged backbone.
     bundle = load_bundle(result.bundle)
@@ -66,8 +79,13 @@ def test_frozen_head_uses_feature_cache_and_learns(synth_small: Path, tmp_path: 
 
 
 def test_fine_tune_runs_two_stages(synth_small: Path, tmp_path: Path) -> None:
-    cfg = _cfg(synth_small, tmp_path / "ft", fine_tune={"head_epochs": 1, "unfreeze": "deepest:1"},
-               epochs=1, augmentation="paper")
+    cfg = _cfg(
+        synth_small,
+        tmp_path / "ft",
+        fine_tune={"head_epochs": 1, "unfreeze": "deepest:1"},
+        epochs=1,
+        augmentation="paper",
+    )
     assert [s.policy for s in plan_stages(cfg)] == ["frozen", "deepest:1"]
     result = fit(cfg)
     assert [h["stage"] for h in result.history] == [0, 1]
@@ -101,18 +119,46 @@ def test_auto_workers_is_bounded() -> None:
 
 def _cli_train(data: Path, out: Path, *extra: str) -> list[str]:
     return [
-        sys.executable, "-m", "landscape.cli", "train", "--data", str(data), "--backbone",
-        "tiny_cnn", "--weights", "none", "--policy", "all", "--epochs", "6", "--batch-size", "8",
-        "--seed", "5", "--workers", "0", "--no-progress", "--out", str(out), *extra,
+        sys.executable,
+        "-m",
+        "landscape.cli",
+        "train",
+        "--data",
+        str(data),
+        "--backbone",
+        "tiny_cnn",
+        "--weights",
+        "none",
+        "--policy",
+        "all",
+        "--epochs",
+        "6",
+        "--batch-size",
+        "8",
+        "--seed",
+        "5",
+        "--workers",
+        "0",
+        "--no-progress",
+        "--out",
+        str(out),
+        *extra,
     ]
 
 
-def test_resume_after_sigkill_continues_from_last_checkpoint(synth_small: Path, tmp_path: Path) -> None:
+def test_resume_after_sigkill_continues_from_last_checkpoint(
+    synth_small: Path, tmp_path: Path
+) -> None:
     env = {**os.environ, "PYTHONHASHSEED": "0"}
-    subprocess.run(_cli_train(synth_small, tmp_path / "full"), check=True, env=env,
-                   capture_output=True)
-    proc = subprocess.Popen(_cli_train(synth_small, tmp_path / "cut"), env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    subprocess.run(
+        _cli_train(synth_small, tmp_path / "full"), check=True, env=env, capture_output=True
+    )
+    proc = subprocess.Popen(
+        _cli_train(synth_small, tmp_path / "cut"),
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     last = tmp_path / "cut" / "checkpoints" / "stage0" / "last.ckpt"
     deadline = time.monotonic() + 120
     while not last.exists() and proc.poll() is None and time.monotonic() < deadline:
@@ -122,8 +168,18 @@ def test_resume_after_sigkill_continues_from_last_checkpoint(synth_small: Path, 
     proc.wait()
     assert not (tmp_path / "cut" / "bundle").exists(), "killed too late: run already finished"
     done = subprocess.run(
-        [sys.executable, "-m", "landscape.cli", "train", "--resume", str(tmp_path / "cut"),
-         "--no-progress"], env=env, capture_output=True, text=True,
+        [
+            sys.executable,
+            "-m",
+            "landscape.cli",
+            "train",
+            "--resume",
+            str(tmp_path / "cut"),
+            "--no-progress",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
     )
     assert done.returncode == 0, done.stderr
     full = json.loads((tmp_path / "full" / "metrics.json").read_text())

@@ -14,7 +14,7 @@ import typer
 try:  # typer ≥ 0.24 vendors click; older releases use click itself
     from typer._click.exceptions import ClickException
 except ImportError:  # pragma: no cover
-    from click.exceptions import ClickException
+    from click.exceptions import ClickException  # type: ignore[assignment]
 
 from landscape.errors import UserError
 

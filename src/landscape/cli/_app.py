@@ -8,8 +8,8 @@ from landscape import __version__
 
 from . import data as _data
 from . import models as _models
-from . import workbench as _workbench
 from . import service as _service
+from . import workbench as _workbench
 
 app = typer.Typer(
     name="landscape",

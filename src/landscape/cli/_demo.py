@@ -43,7 +43,9 @@ def demo(
     run = out / "run"
     if run.exists():
         shutil.rmtree(run)
-    console.print("[bold]3/3[/] training a head on efficientnet_lite0 (packaged weights, cached features)")
+    console.print(
+        "[bold]3/3[/] training a head on efficientnet_lite0 (packaged weights, cached features)"
+    )
     cfg = load_train_config(
         None,
         {

@@ -58,7 +58,9 @@ def synth(
 @app.command("split")
 def split(
     data: Path = typer.Argument(..., help="Dataset folder or CSV manifest."),
-    out: Path = typer.Option(None, "--out", "-o", help="Manifest to write (default DATA/split.csv)."),
+    out: Path = typer.Option(
+        None, "--out", "-o", help="Manifest to write (default DATA/split.csv)."
+    ),
     val: float = typer.Option(0.15, "--val", help="Validation fraction when missing."),
     test: float = typer.Option(0.15, "--test", help="Test fraction when missing."),
     seed: int = typer.Option(0, "--seed", help="Random seed of the split."),

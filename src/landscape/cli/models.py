@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import typer
 
 from ._output import console, print_json
@@ -19,7 +21,7 @@ def list_models(as_json: bool = typer.Option(False, "--json", help="Print JSON."
 
     from landscape.models.registry import list_backbones
 
-    rows = [
+    rows: list[dict[str, Any]] = [
         {
             "name": info.name,
             "family": info.family,

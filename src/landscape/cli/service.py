@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import typer
 
 from landscape.errors import UserError
@@ -15,9 +17,12 @@ _PENDING = {
 }
 
 
-def _not_yet(name: str) -> typer.models.CommandFunctionType:
+def _not_yet(name: str) -> Callable[[], None]:
     def command() -> None:
-        raise UserError(f"`landscape {name}` is not yet available in this version", fix="see the project's open issues")
+        raise UserError(
+            f"`landscape {name}` is not yet available in this version",
+            fix="see the project's open issues",
+        )
 
     command.__doc__ = f"{_PENDING[name]} (not yet available)"
     return command
@@ -26,4 +31,6 @@ def _not_yet(name: str) -> typer.models.CommandFunctionType:
 def register(app: typer.Typer) -> None:
     """Add the service commands to the root app."""
     for name in _PENDING:
-        app.command(name, context_settings={"ignore_unknown_options": True, "allow_extra_args": True})(_not_yet(name))
+        app.command(
+            name, context_settings={"ignore_unknown_options": True, "allow_extra_args": True}
+        )(_not_yet(name))

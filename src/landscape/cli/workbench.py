@@ -31,31 +31,47 @@ def _collect_images(paths: list[Path]) -> list[Path]:
 
 
 def train(
-    data: Path = typer.Option(None, "--data", help="Dataset folder (class folders or splits) or CSV."),
+    data: Path = typer.Option(
+        None, "--data", help="Dataset folder (class folders or splits) or CSV."
+    ),
     config: Path = typer.Option(None, "--config", "-c", help="YAML config; flags override keys."),
-    backbone: str = typer.Option(None, "--backbone", "-b", help="Backbone name (`landscape models list`)."),
+    backbone: str = typer.Option(
+        None, "--backbone", "-b", help="Backbone name (`landscape models list`)."
+    ),
     weights: str = typer.Option(None, "--weights", "-w", help="packaged | hub | none | PATH."),
     sha256: str = typer.Option(None, "--sha256", help="Expected sha256 of a --weights PATH."),
     policy: str = typer.Option(None, "--policy", "-p", help="frozen | deepest:N | all."),
     bn: str = typer.Option(None, "--bn", help="BatchNorm of frozen blocks: freeze | train."),
     head: str = typer.Option(None, "--head", help="linear | mlp (Linear-ReLU-Dropout-Linear)."),
     epochs: int = typer.Option(None, "--epochs", "-e", help="Epochs (of the last stage)."),
-    fine_tune: int = typer.Option(None, "--fine-tune", help="Head-only epochs before unfreezing --policy."),
+    fine_tune: int = typer.Option(
+        None, "--fine-tune", help="Head-only epochs before unfreezing --policy."
+    ),
     batch_size: int = typer.Option(None, "--batch-size", help="Batch size."),
     optimizer: str = typer.Option(None, "--optimizer", help="sgd | adam | adamw."),
-    lr: float = typer.Option(None, "--lr", help="Learning rate (head; backbone × backbone_lr_mult)."),
-    weight_decay: float = typer.Option(None, "--weight-decay", help="Weight decay (not on norms/biases)."),
+    lr: float = typer.Option(
+        None, "--lr", help="Learning rate (head; backbone × backbone_lr_mult)."
+    ),
+    weight_decay: float = typer.Option(
+        None, "--weight-decay", help="Weight decay (not on norms/biases)."
+    ),
     scheduler: str = typer.Option(None, "--scheduler", help="none | plateau | cosine | onecycle."),
-    augmentation: str = typer.Option(None, "--augmentation", "--aug", help="none | paper | strong."),
+    augmentation: str = typer.Option(
+        None, "--augmentation", "--aug", help="none | paper | strong."
+    ),
     mixup: float = typer.Option(None, "--mixup", help="MixUp alpha (0 = off)."),
     cutmix: float = typer.Option(None, "--cutmix", help="CutMix alpha (0 = off)."),
     normalize: str = typer.Option(None, "--normalize", help="pretrained | dataset."),
-    max_per_class: int = typer.Option(None, "--max-per-class", help="Cap training images per class."),
+    max_per_class: int = typer.Option(
+        None, "--max-per-class", help="Cap training images per class."
+    ),
     cache_features: str = typer.Option(None, "--cache-features", help="auto | on | off."),
     seed: int = typer.Option(None, "--seed", help="Seed (split, init, shuffling)."),
     out: Path = typer.Option(None, "--out", "-o", help="Run directory (default runs/latest)."),
     resume: Path = typer.Option(None, "--resume", help="Continue the run in this directory."),
-    workers: int = typer.Option(None, "--workers", help="DataLoader workers (default: from cores)."),
+    workers: int = typer.Option(
+        None, "--workers", help="DataLoader workers (default: from cores)."
+    ),
     accelerator: str = typer.Option(None, "--accelerator", help="cpu | gpu | auto."),
     devices: str = typer.Option(None, "--devices", help="Devices (e.g. 2) for data-parallel runs."),
     strategy: str = typer.Option(None, "--strategy", help="auto | ddp."),
@@ -66,7 +82,8 @@ def train(
     """Train a classifier on a dataset and write a model bundle to RUN_DIR/bundle.
 
     Examples:
-    `landscape train --data demo-data --backbone efficientnet_lite0 --weights packaged --policy frozen --epochs 10 --out runs/demo`
+    `landscape train --data demo-data --backbone efficientnet_lite0 --weights packaged
+    --policy frozen --epochs 10 --out runs/demo`
     `landscape train --config configs/paper/resnet18.yaml --epochs 3`
     `landscape train --resume runs/demo`
     """
@@ -172,7 +189,9 @@ def predict(
 
 def _pending(name: str, issue: str) -> Any:
     def command() -> None:
-        raise UserError(f"`landscape {name}` is not yet available in this version", fix=f"see {issue}")
+        raise UserError(
+            f"`landscape {name}` is not yet available in this version", fix=f"see {issue}"
+        )
 
     return command
 
@@ -193,4 +212,6 @@ def register(app: typer.Typer) -> None:
     ):
         command = _pending(name, "the project's open issues")
         command.__doc__ = f"{doc} (not yet available)"
-        app.command(name, context_settings={"ignore_unknown_options": True, "allow_extra_args": True})(command)
+        app.command(
+            name, context_settings={"ignore_unknown_options": True, "allow_extra_args": True}
+        )(command)

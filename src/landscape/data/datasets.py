@@ -59,7 +59,7 @@ _MANIFEST_COLUMNS = {"path", "label", "split"}
 
 
 def normalize_class_name(name: str) -> str:
-    """Normalise a class name: trimmed, lower-case, runs of spaces/dashes/underscores to one ``_``."""
+    """Normalise a class name: trimmed, lower-case, runs of spaces/dashes/underscores → ``_``."""
     cleaned = re.sub(r"[\s\-_]+", "_", name.strip().lower()).strip("_")
     if not cleaned:
         raise DatasetError(f"class name {name!r} is empty after normalisation", fix="rename it")

@@ -15,6 +15,7 @@ the class) so that the metadata paths of the project have something real to read
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -162,29 +163,26 @@ def _pick(
     return _jit(rng, options[int(rng.integers(len(options)))], spread)
 
 
-_interp_cache: dict[tuple[int, int], _Arr] = {}
-
-
+@functools.cache
 def _interp_matrix(n_out: int, n_in: int) -> _Arr:
     """Catmull-Rom weights (n_out, n_in) that resample ``n_in`` samples smoothly to ``n_out``."""
-    key = (n_out, n_in)
-    if key not in _interp_cache:
-        u = np.linspace(0.0, n_in - 1, n_out)
-        i = np.minimum(np.floor(u).astype(int), n_in - 2)
-        t = u - i
-        weights = (
-            (-0.5 * t**3 + t**2 - 0.5 * t),
-            (1.5 * t**3 - 2.5 * t**2 + 1.0),
-            (-1.5 * t**3 + 2.0 * t**2 + 0.5 * t),
-            (0.5 * t**3 - 0.5 * t**2),
-        )
-        m = np.zeros((n_out, n_in))
-        rows = np.arange(n_out)
-        for k, wk in enumerate(weights):
-            # Edge samples are repeated beyond the grid.
-            np.add.at(m, (rows, np.clip(i - 1 + k, 0, n_in - 1)), wk)
-        _interp_cache[key] = m.astype(_F32)
-    return _interp_cache[key]
+    u = np.linspace(0.0, n_in - 1, n_out)
+    i = np.minimum(np.floor(u).astype(int), n_in - 2)
+    t = u - i
+    weights = (
+        (-0.5 * t**3 + t**2 - 0.5 * t),
+        (1.5 * t**3 - 2.5 * t**2 + 1.0),
+        (-1.5 * t**3 + 2.0 * t**2 + 0.5 * t),
+        (0.5 * t**3 - 0.5 * t**2),
+    )
+    m = np.zeros((n_out, n_in))
+    rows = np.arange(n_out)
+    for k, wk in enumerate(weights):
+        # Edge samples are repeated beyond the grid.
+        np.add.at(m, (rows, np.clip(i - 1 + k, 0, n_in - 1)), wk)
+    out = m.astype(_F32)
+    out.flags.writeable = False  # shared by every caller through the cache
+    return out
 
 
 def _smooth(rng: np.random.Generator, h: int, w: int, cy: int, cx: int) -> _Arr:
@@ -205,18 +203,31 @@ def _fractal(rng: np.random.Generator, h: int, w: int, cy: int, cx: int, octaves
     return out / total
 
 
+@functools.cache
+def _octaves(w: int, start: int) -> tuple[_Arr, _Arr]:
+    """``_ridge``'s interpolation matrices side by side, and the octave of each of their columns."""
+    mats, level = [], []
+    cells, k = start + 1, 0
+    while cells <= w:
+        mats.append(_interp_matrix(w, cells))
+        level.append(np.full(cells, k))
+        cells *= 2
+        k += 1
+    mat, lev = np.hstack(mats), np.concatenate(level)
+    mat.flags.writeable = False
+    lev.flags.writeable = False
+    return mat, lev
+
+
 def _ridge(rng: np.random.Generator, w: int, rough: float = 0.55, start: int = 2) -> _Arr:
     """A fractal 1-D profile over ``w`` columns, normalised to 0..1.
 
     Octaves of ``start + 1``, then twice as many, ... random heights, each ``rough`` times weaker
     than the last: what midpoint displacement gives, as a few cached matrix products.
     """
-    prof = np.zeros(w, _F32)
-    cells, amp = start + 1, 1.0
-    while cells <= w:
-        prof += _interp_matrix(w, cells) @ rng.uniform(-amp, amp, cells).astype(_F32)
-        cells *= 2
-        amp *= rough
+    mat, level = _octaves(w, start)
+    heights = rng.uniform(-1.0, 1.0, len(level)).astype(_F32) * (rough**level).astype(_F32)
+    prof = mat @ heights
     lo, hi = prof.min(), prof.max()
     out: _Arr = (prof - lo) / max(float(hi - lo), 1e-6)
     return out
@@ -634,9 +645,10 @@ def _forest(rng: np.random.Generator, r: int) -> _Arr:
         tree_h = r * (0.08 + 0.5 * f**1.5) * rng.uniform(0.8, 1.3)
         tree_w = tree_h * rng.uniform(0.25, 0.5)
         # Far rows are mostly hidden by near ones: capping them keeps the draw calls affordable.
-        n_trees = min(int(r / (tree_w * density)) + 2, 28)
+        n_trees = min(int(r / (tree_w * density)) + 2, 24)
         # Small far trees need fewer shapes to read as trees.
-        n_tiers, n_blobs = (2, 3) if tree_h < r * 0.12 else (3, 5)
+        small = tree_h < r * 0.12
+        n_tiers, n_blobs = (2, 3) if small else (3, 5)
         cxs = np.linspace(-tree_w, r + tree_w, n_trees) + rng.uniform(-0.4, 0.4, n_trees) * tree_w
         hs = tree_h * rng.uniform(0.75, 1.25, n_trees)
         bys = base_y + rng.uniform(-0.1, 0.1, n_trees) * tree_h
@@ -660,8 +672,10 @@ def _forest(rng: np.random.Generator, r: int) -> _Arr:
         rr = ((0.16 + 0.06 * jit[:, :, 2]) * hs[:, None]).tolist()
         for t, (cx, by, th) in enumerate(zip(cxs.tolist(), bys.tolist(), hs.tolist(), strict=True)):
             is_conifer = bool(conifer[t])
-            tw = max(1, int(th * 0.04))
-            draw.line((cx, by, cx, by - th * (0.3 if is_conifer else 0.55)), fill=trunk, width=tw)
+            if not small:  # far trunks are hidden by the next row anyway
+                tw = max(1, int(th * 0.04))
+                trunk_top = by - th * (0.3 if is_conifer else 0.55)
+                draw.line((cx, by, cx, trunk_top), fill=trunk, width=tw)
             sc = shape_cols_l[t]
             if is_conifer:
                 for k in range(n_tiers):

@@ -82,14 +82,13 @@ class Predictor:
     ) -> Predictor:
         """Load a bundle (directory or ``.landscape``) for inference."""
         if backend != "torch":
-            raise UserError(
-                f"backend {backend!r} is not available yet", fix="use --backend torch"
-            )
+            raise UserError(f"backend {backend!r} is not available yet", fix="use --backend torch")
         return cls(load_bundle(path), device=device)
 
     def preprocess(self, image: ImageInput) -> torch.Tensor:
         """One image → normalised ``[3, H, W]`` tensor (decode errors name the file)."""
-        return self.transform(open_image(image))  # type: ignore[no-any-return]
+        tensor: torch.Tensor = self.transform(open_image(image))
+        return tensor
 
     @torch.inference_mode()
     def logits(self, batch: torch.Tensor) -> torch.Tensor:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import torch
 from torch import nn
 
 from .registry import IMAGENET_MEAN, IMAGENET_STD, register_backbone
@@ -68,36 +69,64 @@ _PAPER = {
 
 
 @register_backbone(
-    name="vgg16", arch="vgg16", params=138_357_544, feature_dim=4096, classifier="classifier.6",
-    n_blocks=6, hub_url=_TV + "vgg16-397923af.pth", blocks=_vgg_like_blocks,
-    description="VGG16 (Simonyan & Zisserman 2014); features from fc7.", **_PAPER,
+    name="vgg16",
+    arch="vgg16",
+    params=138_357_544,
+    feature_dim=4096,
+    classifier="classifier.6",
+    n_blocks=6,
+    hub_url=_TV + "vgg16-397923af.pth",
+    blocks=_vgg_like_blocks,
+    description="VGG16 (Simonyan & Zisserman 2014); features from fc7.",
+    **_PAPER,
 )
 def _vgg16() -> nn.Module:
     return _torchvision("vgg16")
 
 
 @register_backbone(
-    name="alexnet", arch="alexnet", params=61_100_840, feature_dim=4096, classifier="classifier.6",
-    n_blocks=4, hub_url=_TV + "alexnet-owt-7be5be79.pth", blocks=_vgg_like_blocks,
-    description="AlexNet (Krizhevsky et al. 2012); features from fc7.", **_PAPER,
+    name="alexnet",
+    arch="alexnet",
+    params=61_100_840,
+    feature_dim=4096,
+    classifier="classifier.6",
+    n_blocks=4,
+    hub_url=_TV + "alexnet-owt-7be5be79.pth",
+    blocks=_vgg_like_blocks,
+    description="AlexNet (Krizhevsky et al. 2012); features from fc7.",
+    **_PAPER,
 )
 def _alexnet() -> nn.Module:
     return _torchvision("alexnet")
 
 
 @register_backbone(
-    name="resnet18", arch="resnet18", params=11_689_512, feature_dim=512, classifier="fc",
-    n_blocks=5, hub_url=_TV + "resnet18-f37072fd.pth", blocks=_resnet_blocks,
-    description="ResNet-18 (He et al. 2015).", **_PAPER,
+    name="resnet18",
+    arch="resnet18",
+    params=11_689_512,
+    feature_dim=512,
+    classifier="fc",
+    n_blocks=5,
+    hub_url=_TV + "resnet18-f37072fd.pth",
+    blocks=_resnet_blocks,
+    description="ResNet-18 (He et al. 2015).",
+    **_PAPER,
 )
 def _resnet18() -> nn.Module:
     return _torchvision("resnet18")
 
 
 @register_backbone(
-    name="mobilenet_v2", arch="mobilenet_v2", params=3_504_872, feature_dim=1280,
-    classifier="classifier.1", n_blocks=19, hub_url=_TV + "mobilenet_v2-b0353104.pth",
-    blocks=_mobilenet_v2_blocks, description="MobileNetV2 (Sandler et al. 2018).", **_PAPER,
+    name="mobilenet_v2",
+    arch="mobilenet_v2",
+    params=3_504_872,
+    feature_dim=1280,
+    classifier="classifier.1",
+    n_blocks=19,
+    hub_url=_TV + "mobilenet_v2-b0353104.pth",
+    blocks=_mobilenet_v2_blocks,
+    description="MobileNetV2 (Sandler et al. 2018).",
+    **_PAPER,
 )
 def _mobilenet_v2() -> nn.Module:
     return _torchvision("mobilenet_v2")
@@ -137,11 +166,22 @@ _register_lite(2, 6_092_072, 260, 0.890, "tf_efficientnet_lite2-dcccb7df.pth")
 
 
 @register_backbone(
-    name="efficientnet_b0", family="timm", arch="efficientnet_b0", params=5_288_548,
-    feature_dim=1280, input_size=224, resize_size=256, interpolation="bicubic",
-    mean=IMAGENET_MEAN, std=IMAGENET_STD, classifier="classifier", n_blocks=9,
-    weight_sources=("hub", "none"), default_weights="hub",
-    hub_url=_TIMM + "efficientnet_b0_ra-3dd342df.pth", blocks=_efficientnet_blocks,
+    name="efficientnet_b0",
+    family="timm",
+    arch="efficientnet_b0",
+    params=5_288_548,
+    feature_dim=1280,
+    input_size=224,
+    resize_size=256,
+    interpolation="bicubic",
+    mean=IMAGENET_MEAN,
+    std=IMAGENET_STD,
+    classifier="classifier",
+    n_blocks=9,
+    weight_sources=("hub", "none"),
+    default_weights="hub",
+    hub_url=_TIMM + "efficientnet_b0_ra-3dd342df.pth",
+    blocks=_efficientnet_blocks,
     description="EfficientNet-B0 (timm RandAugment weights).",
 )
 def _efficientnet_b0() -> nn.Module:
@@ -149,12 +189,23 @@ def _efficientnet_b0() -> nn.Module:
 
 
 @register_backbone(
-    name="convnext_tiny", family="timm", arch="convnext_tiny", params=28_589_128,
-    feature_dim=768, input_size=224, resize_size=236, interpolation="bicubic",
-    mean=IMAGENET_MEAN, std=IMAGENET_STD, classifier="head.fc", n_blocks=6,
-    weight_sources=("hub", "none"), default_weights="hub",
+    name="convnext_tiny",
+    family="timm",
+    arch="convnext_tiny",
+    params=28_589_128,
+    feature_dim=768,
+    input_size=224,
+    resize_size=236,
+    interpolation="bicubic",
+    mean=IMAGENET_MEAN,
+    std=IMAGENET_STD,
+    classifier="head.fc",
+    n_blocks=6,
+    weight_sources=("hub", "none"),
+    default_weights="hub",
     hub_url="https://huggingface.co/timm/convnext_tiny.in12k_ft_in1k/resolve/main/model.safetensors",
-    blocks=_convnext_blocks, description="ConvNeXt-Tiny (Liu et al. 2022), timm in12k→in1k.",
+    blocks=_convnext_blocks,
+    description="ConvNeXt-Tiny (Liu et al. 2022), timm in12k→in1k.",
 )
 def _convnext_tiny() -> nn.Module:
     return _timm("convnext_tiny")
@@ -176,21 +227,34 @@ class TinyCNN(nn.Module):
 
         self.features = nn.Sequential(
             # A strided stem keeps CPU training to well under a second per batch.
-            stage(3, width, stride=2), stage(width, width * 2), stage(width * 2, width * 4),
+            stage(3, width, stride=2),
+            stage(width, width * 2),
+            stage(width * 2, width * 4),
             stage(width * 4, width * 4),
         )
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(width * 4, num_classes)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # noqa: F821
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc(self.pool(self.features(x)).flatten(1))
 
 
 @register_backbone(
-    name="tiny_cnn", family="custom", arch="tiny_cnn", params=370_184, feature_dim=128,
-    input_size=128, resize_size=146, interpolation="bilinear", mean=IMAGENET_MEAN,
-    std=IMAGENET_STD, classifier="fc", n_blocks=4, weight_sources=("none",),
-    default_weights="none", blocks=lambda m: [[f"features.{i}"] for i in range(4)],
+    name="tiny_cnn",
+    family="custom",
+    arch="tiny_cnn",
+    params=370_184,
+    feature_dim=128,
+    input_size=128,
+    resize_size=146,
+    interpolation="bilinear",
+    mean=IMAGENET_MEAN,
+    std=IMAGENET_STD,
+    classifier="fc",
+    n_blocks=4,
+    weight_sources=("none",),
+    default_weights="none",
+    blocks=lambda m: [[f"features.{i}"] for i in range(4)],
     description="4-stage CNN trained from scratch (baseline without transfer).",
 )
 def _tiny_cnn() -> nn.Module:

@@ -113,7 +113,9 @@ def save_bundle(
     from safetensors.torch import save_file
 
     path = Path(path)
-    tmp = Path(tempfile.mkdtemp(prefix=".bundle-", dir=path.parent if path.parent.exists() else None))
+    tmp = Path(
+        tempfile.mkdtemp(prefix=".bundle-", dir=path.parent if path.parent.exists() else None)
+    )
     try:
         state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
         save_file(state, str(tmp / _TENSORS), metadata={"format": "landscape"})

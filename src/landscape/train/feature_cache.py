@@ -113,8 +113,8 @@ class FeatureCache:
         num_workers: int,
         progress: Callable[[int], None] | None,
     ) -> None:
-        loader = DataLoader(
-            _IndexedDataset(dataset_factory(samples)),
+        loader: DataLoader[Any] = DataLoader(
+            _IndexedDataset(dataset_factory(samples)),  # type: ignore[arg-type]
             batch_size=batch_size,
             num_workers=num_workers,
             collate_fn=collate_skip_none,

@@ -41,13 +41,13 @@ class ClassifierModule(L.LightningModule):
         self.test_acc = torchmetrics.Accuracy(task="multiclass", num_classes=num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model(x)  # type: ignore[no-any-return]
+        return self.model(x)
 
     def _loss(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return nn.functional.cross_entropy(
             logits.float(),
             target,
-            weight=self.class_weights,
+            weight=self.class_weights if isinstance(self.class_weights, torch.Tensor) else None,
             label_smoothing=self.optim_cfg.label_smoothing,
         )
 
@@ -56,9 +56,9 @@ class ClassifierModule(L.LightningModule):
         # numbers as an uninterrupted one from the resumed epoch on.
         L.seed_everything(self.seed * 10_007 + self.current_epoch, workers=True, verbose=False)
         loader = self.trainer.train_dataloader
-        sampler = getattr(loader, "sampler", None)
-        if hasattr(sampler, "set_epoch"):
-            sampler.set_epoch(self.current_epoch)
+        set_epoch = getattr(getattr(loader, "sampler", None), "set_epoch", None)
+        if set_epoch is not None:
+            set_epoch(self.current_epoch)
 
     def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor | None:
         if batch is None:

@@ -58,6 +58,7 @@ def build_scheduler(
     """A Lightning ``lr_scheduler`` config dict, or ``None`` for a constant rate."""
     if cfg.scheduler == "none":
         return None
+    sched: Any
     if cfg.scheduler == "plateau":
         sched = torch.optim.lr_scheduler.ReduceLROnPlateau(
             optimizer, mode="min", factor=cfg.plateau_factor, patience=cfg.plateau_patience

@@ -8,6 +8,7 @@ deterministic transform trains the head on cached backbone features.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -63,7 +64,10 @@ class RunResult:
 def plan_stages(cfg: TrainConfig) -> list[Stage]:
     """The stages of a run: one, or head-only then unfreeze (``fine_tune``)."""
     if cfg.fine_tune is not None:
-        return [Stage("frozen", cfg.fine_tune.head_epochs), Stage(cfg.fine_tune.unfreeze, cfg.epochs)]
+        return [
+            Stage("frozen", cfg.fine_tune.head_epochs),
+            Stage(cfg.fine_tune.unfreeze, cfg.epochs),
+        ]
     return [Stage(cfg.policy, cfg.epochs)]
 
 
@@ -119,18 +123,24 @@ def _prepare_data(cfg: TrainConfig, run_dir: Path) -> tuple[DatasetIndex, dict[s
     index = load_dataset(cfg.data)
     index = assign_splits(index, val=cfg.val_fraction, test=cfg.test_fraction, seed=cfg.seed)
     write_manifest(index, run_dir / "split.csv", extra={"seed": cfg.seed})
-    splits = {name: [s for s in index.samples if s.split == name] for name in ("train", "val", "test")}
+    splits = {
+        name: [s for s in index.samples if s.split == name] for name in ("train", "val", "test")
+    }
     splits["train"] = _subsample(splits["train"], cfg.max_per_class, cfg.seed)
     if not splits["train"]:
         raise DatasetError("the train split is empty", path=cfg.data, fix="add images")
     if not splits["val"]:
         raise DatasetError(
-            "the validation split is empty", path=cfg.data, fix="use --val-fraction > 0 or more images"
+            "the validation split is empty",
+            path=cfg.data,
+            fix="use --val-fraction > 0 or more images",
         )
     return index, splits
 
 
-def _preprocessing(net: LandscapeNet, record: WeightsRecord, cfg: TrainConfig, train: list[Sample]) -> Preprocessing:
+def _preprocessing(
+    net: LandscapeNet, record: WeightsRecord, cfg: TrainConfig, train: list[Sample]
+) -> Preprocessing:
     info = net.info
     mean, std = normalization_for(info, record)
     if cfg.normalize == "dataset":
@@ -139,7 +149,7 @@ def _preprocessing(net: LandscapeNet, record: WeightsRecord, cfg: TrainConfig, t
     return Preprocessing(
         input_size=info.input_size,
         resize_size=info.resize_size,
-        interpolation=info.interpolation,  # type: ignore[arg-type]
+        interpolation=info.interpolation,
         mean=mean,
         std=std,
     )
@@ -223,8 +233,11 @@ def _extract_features(
     out: dict[str, TensorDataset] = {}
     transform = eval_transform(pre)
     with Progress(
-        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-        TextColumn("{task.speed} img/s" if False else ""), TimeRemainingColumn(),
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.speed} img/s" if False else ""),
+        TimeRemainingColumn(),
         disable=not cfg.progress,
     ) as bar:
         for name, samples in splits.items():
@@ -233,11 +246,11 @@ def _extract_features(
             task = bar.add_task(f"features {name}", total=len(samples))
             feats, ok = cache.features(
                 samples,
-                lambda ss: ImageDataset(ss, classes, transform),
+                functools.partial(ImageDataset, classes=classes, transform=transform),
                 extractor,
                 batch_size=cfg.batch_size,
                 num_workers=cfg.num_workers if cfg.num_workers is not None else auto_workers(),
-                progress=lambda n, t=task: bar.advance(t, n),
+                progress=functools.partial(bar.advance, task),
             )
             targets = torch.tensor([classes.index(s.label) for s in samples])
             mask = torch.from_numpy(ok)
@@ -257,9 +270,7 @@ def _state_fingerprint(net: LandscapeNet) -> str:
     return digest.hexdigest()[:16]
 
 
-def _loaders(
-    cfg: TrainConfig, data: dict[str, Any], *, cached: bool
-) -> dict[str, DataLoader[Any]]:
+def _loaders(cfg: TrainConfig, data: dict[str, Any], *, cached: bool) -> dict[str, DataLoader[Any]]:
     workers = 0 if cached else (cfg.num_workers if cfg.num_workers is not None else auto_workers())
     loaders: dict[str, DataLoader[Any]] = {}
     for name, dataset in data.items():
@@ -271,7 +282,9 @@ def _loaders(
             num_workers=workers,
             persistent_workers=workers > 0,
             collate_fn=None if cached else collate_skip_none,
-            drop_last=train and len(dataset) > cfg.batch_size and len(dataset) % cfg.batch_size == 1,
+            drop_last=train
+            and len(dataset) > cfg.batch_size
+            and len(dataset) % cfg.batch_size == 1,
         )
     return loaders
 
@@ -292,7 +305,13 @@ def _read_history(run_dir: Path, stages: int) -> list[dict[str, Any]]:
                     continue  # the final test row is not an epoch of training
                 epoch = int(float(row["epoch"]))
                 merged = rows.setdefault(epoch, {"stage": i, "epoch": offset + epoch})
-                merged.update({k: float(v) for k, v in row.items() if v not in ("", None) and k not in ("epoch", "step")})
+                merged.update(
+                    {
+                        k: float(v)
+                        for k, v in row.items()
+                        if v not in ("", None) and k not in ("epoch", "step")
+                    }
+                )
         history.extend(rows[k] for k in sorted(rows))
         offset += len(rows)
     return history
@@ -342,7 +361,9 @@ def fit(cfg: TrainConfig, *, resume_run: bool = False) -> RunResult:
             fix="choose another --out, delete it, or --resume it",
         )
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.yaml").write_text(yaml.safe_dump(json.loads(cfg.model_dump_json()), sort_keys=False))
+    (run_dir / "config.yaml").write_text(
+        yaml.safe_dump(json.loads(cfg.model_dump_json()), sort_keys=False)
+    )
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     warnings.filterwarnings("ignore", ".*does not have many workers.*")
     warnings.filterwarnings("ignore", ".*LeafSpec.*")
@@ -379,7 +400,7 @@ def fit(cfg: TrainConfig, *, resume_run: bool = False) -> RunResult:
         )
         if cfg.cache_features == "on" and not cached:
             raise ConfigError(
-                "--cache-features on needs a frozen backbone, augmentation none and no MixUp/CutMix",
+                "--cache-features on needs a frozen backbone, augmentation none, no MixUp/CutMix",
                 fix="use --cache-features auto",
             )
         if cached:
@@ -396,8 +417,12 @@ def fit(cfg: TrainConfig, *, resume_run: bool = False) -> RunResult:
             module_model = net
         loaders = _loaders(cfg, data, cached=cached)
         module = ClassifierModule(
-            module_model, len(classes), cfg.optim, class_weights=weights_class,
-            mixer=None if cached else mixer, seed=cfg.seed + i,
+            module_model,
+            len(classes),
+            cfg.optim,
+            class_weights=weights_class,
+            mixer=None if cached else mixer,
+            seed=cfg.seed + i,
         )
         trainer = _trainer(cfg, run_dir, i, stage.epochs, monitor_val=True)
         last = run_dir / "checkpoints" / f"stage{i}" / "last.ckpt"

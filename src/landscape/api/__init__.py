@@ -1,0 +1,1 @@
+"""REST API and web GUI server — arriving with the API issue."""
