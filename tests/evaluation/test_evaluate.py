@@ -223,11 +223,6 @@ def test_user_errors_are_one_line(
     assert len(err.strip().splitlines()) == 1
 
 
-@pytest.mark.xfail(
-    reason="landscape.cli.main catches click's exceptions, but typer 0.29 raises those of its "
-    "vendored typer._click, so every usage error escapes main() instead of exiting 2",
-    strict=False,
-)
 def test_unknown_split_is_a_usage_error(
     trained: Trained, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -100,8 +100,10 @@ class SynthSpec:
     quality: tuple[int, int] = (70, 95)  # JPEG quality range, both ends included
 
     def __post_init__(self) -> None:
-        # The CLI hands over lists; a tuple keeps the spec hashable and frozen for real.
-        classes = tuple(dict.fromkeys(self.classes))
+        # The CLI hands over lists; a tuple keeps the spec hashable and frozen for real. A bare
+        # string is one class, not a sequence of letters.
+        given = (self.classes,) if isinstance(self.classes, str) else self.classes
+        classes = tuple(dict.fromkeys(given))
         object.__setattr__(self, "classes", classes)
         object.__setattr__(self, "quality", tuple(self.quality))
         if not classes:

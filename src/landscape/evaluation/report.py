@@ -172,7 +172,7 @@ def plot_mistakes(rows: Sequence[MistakeRow], path: Path, *, limit: int = GALLER
         return path
     cols = min(4, len(worst))
     lines = math.ceil(len(worst) / cols)
-    fig, axes = plt.subplots(lines, cols, figsize=(3.0 * cols, 3.3 * lines), squeeze=False)
+    fig, axes = plt.subplots(lines, cols, figsize=(3.0 * cols, 3.6 * lines + 0.5), squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
     for ax, row in zip(axes.flat, worst, strict=False):
@@ -186,7 +186,8 @@ def plot_mistakes(rows: Sequence[MistakeRow], path: Path, *, limit: int = GALLER
             color="#a02020",
         )
     fig.suptitle("worst mistakes (highest loss first)")
-    fig.tight_layout()
+    # Leave the top strip to the suptitle so the first row's captions do not cover it.
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.45 / (3.6 * lines + 0.5)))
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
