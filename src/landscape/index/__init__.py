@@ -1,1 +1,1 @@
-"""Metadata index of a media store (scan, extract, classify, store) — arriving with the indexing issue."""
+"""Metadata index of a media store: scan, extract, classify, store (coming with its issue)."""
