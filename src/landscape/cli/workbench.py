@@ -187,31 +187,46 @@ def predict(
         raise UserError("no image could be decoded", fix="check the files")
 
 
-def _pending(name: str, issue: str) -> Any:
+def _pending(name: str, doc: str) -> Any:
     def command() -> None:
         raise UserError(
-            f"`landscape {name}` is not yet available in this version", fix=f"see {issue}"
+            f"`landscape {name}` is not yet available in this version",
+            fix="see the project's open issues",
         )
 
+    command.__doc__ = f"{doc} (not yet available)"
     return command
+
+
+# Commands living in their own module ``landscape.cli.<module>`` as function ``<attr>``.
+# A module not written yet registers a placeholder that says so (exit 1), never pretends.
+# Command modules import heavy libraries inside the function, so --help stays fast.
+_PLUGGED: tuple[tuple[str, str, str, str], ...] = (
+    ("evaluate", "_evaluate", "evaluate", "Evaluate a bundle on a dataset."),
+    ("study", "_study", "study", "Run a grid of training runs from a YAML file and compare them."),
+    ("tune", "_tune", "tune", "Search hyper-parameters with Optuna."),
+    ("export", "_export", "export", "Export a bundle to ONNX with a parity check."),
+    ("lr-find", "_lr_find", "lr_find", "Learning-rate range test with a plot."),
+)
 
 
 def register(app: typer.Typer) -> None:
     """Add the workbench commands to the root app."""
-    from . import _demo, _evaluate
+    import importlib
+
+    from . import _demo
 
     app.command("train")(train)
     app.command("predict")(predict)
-    app.command("evaluate")(_evaluate.evaluate)
     app.command("demo")(_demo.demo)
-    for name, doc in (
-        ("study", "Run a grid of training runs from a YAML file and compare them."),
-        ("tune", "Search hyper-parameters with Optuna."),
-        ("export", "Export a bundle to ONNX with a parity check."),
-        ("lr-find", "Learning-rate range test with a plot."),
-    ):
-        command = _pending(name, "the project's open issues")
-        command.__doc__ = f"{doc} (not yet available)"
-        app.command(
-            name, context_settings={"ignore_unknown_options": True, "allow_extra_args": True}
-        )(command)
+    for name, module_name, attr, doc in _PLUGGED:
+        try:
+            module = importlib.import_module(f"{__package__}.{module_name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"{__package__}.{module_name}":
+                raise
+            app.command(
+                name, context_settings={"ignore_unknown_options": True, "allow_extra_args": True}
+            )(_pending(name, doc))
+            continue
+        app.command(name)(getattr(module, attr))
