@@ -9,6 +9,8 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
+from safetensors.torch import load_file
 
 from landscape.config import load_train_config
 from landscape.errors import ConfigError, UserError
@@ -146,9 +148,7 @@ def _cli_train(data: Path, out: Path, *extra: str) -> list[str]:
     ]
 
 
-def test_resume_after_sigkill_continues_from_last_checkpoint(
-    synth_small: Path, tmp_path: Path
-) -> None:
+def test_resume_after_sigkill_matches_uninterrupted(synth_small: Path, tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONHASHSEED": "0"}
     subprocess.run(
         _cli_train(synth_small, tmp_path / "full"), check=True, env=env, capture_output=True
@@ -184,10 +184,9 @@ def test_resume_after_sigkill_continues_from_last_checkpoint(
     assert done.returncode == 0, done.stderr
     full = json.loads((tmp_path / "full" / "metrics.json").read_text())
     cut = json.loads((tmp_path / "cut" / "metrics.json").read_text())
-    assert cut["epochs"] == full["epochs"] == 6
-    assert json.loads((tmp_path / "cut" / "state.json").read_text())["completed_stages"] == 1
-    rows = (tmp_path / "cut" / "logs" / "stage0" / "metrics.csv").read_text().splitlines()
-    epochs = {int(r.split(",")[0]) for r in rows[1:]}
-    assert max(epochs) >= 5  # the resumed process trained the remaining epochs
-    assert 0 not in epochs or len(epochs) == 7  # and did not start again from epoch 0
-    assert (tmp_path / "cut" / "bundle" / "model.safetensors").is_file()
+    for key in ("val_acc", "test_acc", "test_loss", "epochs"):
+        assert cut[key] == full[key], key
+    assert list((tmp_path / "cut" / "logs" / "stage0").glob("metrics.before-resume-*.csv"))
+    a = load_file(str(tmp_path / "full" / "bundle" / "model.safetensors"))
+    b = load_file(str(tmp_path / "cut" / "bundle" / "model.safetensors"))
+    assert all(torch.equal(a[k], b[k]) for k in a)  # bit-identical weights

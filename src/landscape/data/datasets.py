@@ -339,7 +339,23 @@ class ImageDataset:
         """Class index of every sample, in order."""
         return [self.class_to_idx[s.label] for s in self.samples]
 
-    def __getitem__(self, i: int) -> tuple[Any, int] | None:
+    def __getitem__(self, key: int | tuple[int, int, int]) -> tuple[Any, int] | None:
+        """Item ``key``; a key ``(index, seed, epoch)`` also seeds the random transforms.
+
+        Seeding per (seed, epoch, index) makes augmentation independent of worker count and of
+        when the DataLoader iterator was created, so a resumed run augments exactly like an
+        uninterrupted one.
+        """
+        if isinstance(key, tuple):
+            i, seed, epoch = key
+            import random
+
+            import torch
+
+            torch.manual_seed((seed * 1_000_003 + epoch) * 1_000_003 + i)
+            random.seed((seed * 1_000_003 + epoch) * 1_000_003 + i)
+        else:
+            i = key
         sample = self.samples[i]
         try:
             image = open_image(sample.path, draft=self.draft)

@@ -82,14 +82,16 @@ def auto_workers() -> int:
     return max(0, min((cores or 1) - 1, 4, by_memory))
 
 
-class _EpochSampler(Sampler[int]):
-    """Shuffles with ``seed + epoch`` so a resumed run sees the same order (Lightning calls
-    ``set_epoch`` on samplers that have it)."""
+class _EpochSampler(Sampler[Any]):
+    """Shuffles with ``(seed, epoch)`` so a resumed run sees the same order (Lightning calls
+    ``set_epoch`` on samplers that have it). With ``keyed`` it yields ``(index, seed, epoch)``
+    so :class:`ImageDataset` seeds each item's augmentation from those numbers."""
 
-    def __init__(self, n: int, seed: int) -> None:
+    def __init__(self, n: int, seed: int, *, keyed: bool = False, epoch: int = 0) -> None:
         self.n = n
         self.seed = seed
-        self.epoch = 0
+        self.keyed = keyed
+        self.epoch = epoch
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -98,7 +100,8 @@ class _EpochSampler(Sampler[int]):
         # A generator: the epoch is read at the first batch, after the epoch-start hooks ran
         # (a resumed run may build its iterator before Lightning calls set_epoch).
         rng = np.random.default_rng([self.seed, self.epoch])
-        yield from rng.permutation(self.n).tolist()
+        for i in rng.permutation(self.n).tolist():
+            yield (i, self.seed, self.epoch) if self.keyed else i
 
     def __len__(self) -> int:
         return self.n
@@ -270,7 +273,9 @@ def _state_fingerprint(net: LandscapeNet) -> str:
     return digest.hexdigest()[:16]
 
 
-def _loaders(cfg: TrainConfig, data: dict[str, Any], *, cached: bool) -> dict[str, DataLoader[Any]]:
+def _loaders(
+    cfg: TrainConfig, data: dict[str, Any], *, cached: bool, start_epoch: int = 0
+) -> dict[str, DataLoader[Any]]:
     workers = 0 if cached else (cfg.num_workers if cfg.num_workers is not None else auto_workers())
     loaders: dict[str, DataLoader[Any]] = {}
     for name, dataset in data.items():
@@ -278,7 +283,12 @@ def _loaders(cfg: TrainConfig, data: dict[str, Any], *, cached: bool) -> dict[st
         loaders[name] = DataLoader(
             dataset,
             batch_size=cfg.batch_size,
-            sampler=_EpochSampler(len(dataset), cfg.seed) if train else None,
+            sampler=_EpochSampler(len(dataset), cfg.seed, keyed=not cached, epoch=start_epoch)
+            if train
+            else None,
+            # A private generator: creating an iterator must not consume the global RNG, or
+            # dropout would differ between a resumed and an uninterrupted run.
+            generator=torch.Generator().manual_seed(cfg.seed),
             num_workers=workers,
             persistent_workers=workers > 0,
             collate_fn=None if cached else collate_skip_none,
@@ -289,32 +299,48 @@ def _loaders(cfg: TrainConfig, data: dict[str, Any], *, cached: bool) -> dict[st
     return loaders
 
 
+def _resume_epoch(checkpoint: Path) -> int:
+    """The epoch a run resumes at: the one after the checkpoint's (saved at epoch end)."""
+    state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    return int(state.get("epoch", -1)) + 1
+
+
 def _read_history(run_dir: Path, stages: int) -> list[dict[str, Any]]:
     import csv
 
     history: list[dict[str, Any]] = []
     offset = 0
     for i in range(stages):
-        path = run_dir / "logs" / f"stage{i}" / "metrics.csv"
-        if not path.is_file():
-            continue
+        # metrics.csv plus the logs kept from before each resume, oldest first.
+        paths = sorted((run_dir / "logs" / f"stage{i}").glob("metrics*.csv"), key=_log_order)
         rows: dict[int, dict[str, Any]] = {}
-        with open(path) as fh:
-            for row in csv.DictReader(fh):
-                if any(row.get(k) for k in ("test_acc", "test_loss")):
-                    continue  # the final test row is not an epoch of training
-                epoch = int(float(row["epoch"]))
-                merged = rows.setdefault(epoch, {"stage": i, "epoch": offset + epoch})
-                merged.update(
-                    {
-                        k: float(v)
-                        for k, v in row.items()
-                        if v not in ("", None) and k not in ("epoch", "step")
-                    }
-                )
+        for row in (r for p in paths for r in csv.DictReader(p.read_text().splitlines())):
+            if any(row.get(k) for k in ("test_acc", "test_loss")):
+                continue  # the final test row is not an epoch of training
+            epoch = int(float(row["epoch"]))
+            merged = rows.setdefault(epoch, {"stage": i, "epoch": offset + epoch})
+            merged.update(
+                {
+                    k: float(v)
+                    for k, v in row.items()
+                    if v not in ("", None) and k not in ("epoch", "step")
+                }
+            )
         history.extend(rows[k] for k in sorted(rows))
         offset += len(rows)
     return history
+
+
+def _log_order(path: Path) -> tuple[int, str]:
+    return (1, "") if path.name == "metrics.csv" else (0, path.name)
+
+
+def _keep_log_before_resume(run_dir: Path, stage: int) -> None:
+    # Lightning's CSVLogger rewrites metrics.csv when a run resumes; keep the epochs logged so far.
+    log = run_dir / "logs" / f"stage{stage}" / "metrics.csv"
+    if log.is_file():
+        n = len(list(log.parent.glob("metrics.before-resume-*.csv")))
+        log.rename(log.with_name(f"metrics.before-resume-{n:03d}.csv"))
 
 
 def _plot_curves(history: list[dict[str, Any]], path: Path) -> None:
@@ -367,6 +393,7 @@ def fit(cfg: TrainConfig, *, resume_run: bool = False) -> RunResult:
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     warnings.filterwarnings("ignore", ".*does not have many workers.*")
     warnings.filterwarnings("ignore", ".*LeafSpec.*")
+    warnings.filterwarnings("ignore", ".*Checkpoint directory .* exists and is not empty.*")
     warnings.filterwarnings("ignore", ".*module\\(s\\) in eval mode.*")
     for name in ("lightning.pytorch", "lightning.fabric", "lightning"):
         logging.getLogger(name).setLevel(logging.WARNING)
@@ -415,7 +442,13 @@ def fit(cfg: TrainConfig, *, resume_run: bool = False) -> RunResult:
                 if samples
             }
             module_model = net
-        loaders = _loaders(cfg, data, cached=cached)
+        last = run_dir / "checkpoints" / f"stage{i}" / "last.ckpt"
+        ckpt = str(last) if resume_run and last.is_file() else None
+        # Lightning builds the first iterator before calling set_epoch: start at the right epoch.
+        start_epoch = _resume_epoch(last) if ckpt else 0
+        if ckpt:
+            _keep_log_before_resume(run_dir, i)
+        loaders = _loaders(cfg, data, cached=cached, start_epoch=start_epoch)
         module = ClassifierModule(
             module_model,
             len(classes),
@@ -425,8 +458,6 @@ def fit(cfg: TrainConfig, *, resume_run: bool = False) -> RunResult:
             seed=cfg.seed + i,
         )
         trainer = _trainer(cfg, run_dir, i, stage.epochs, monitor_val=True)
-        last = run_dir / "checkpoints" / f"stage{i}" / "last.ckpt"
-        ckpt = str(last) if resume_run and last.is_file() else None
         try:
             trainer.fit(module, loaders["train"], loaders["val"], ckpt_path=ckpt)
         except RuntimeError as exc:
