@@ -190,3 +190,19 @@ def test_resume_after_sigkill_matches_uninterrupted(synth_small: Path, tmp_path:
     a = load_file(str(tmp_path / "full" / "bundle" / "model.safetensors"))
     b = load_file(str(tmp_path / "cut" / "bundle" / "model.safetensors"))
     assert all(torch.equal(a[k], b[k]) for k in a)  # bit-identical weights
+
+
+def test_two_process_ddp_on_cpu(synth_small: Path, tmp_path: Path) -> None:
+    """The same command runs data-parallel (Lightning DDP over gloo); one process reports."""
+    out = tmp_path / "ddp"
+    done = subprocess.run(
+        [sys.executable, "-m", "landscape.cli", "train", "--data", str(synth_small),
+         "--backbone", "tiny_cnn", "--weights", "none", "--policy", "all", "--epochs", "1",
+         "--batch-size", "8", "--workers", "0", "--devices", "2", "--strategy", "ddp",
+         "--no-progress", "--json", "--out", str(out)],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.count('"bundle"') == 1  # only the main process printed
+    assert json.loads(done.stdout)["epochs"] == 1
+    assert load_bundle(out / "bundle").classes[0] == "coast"

@@ -70,7 +70,7 @@ class ClassifierModule(L.LightningModule):
         logits = self(x)
         loss = self._loss(logits, y)
         self.train_acc(logits.argmax(1), hard)
-        self.log("train_loss", loss, on_step=False, on_epoch=True, prog_bar=True)
+        self.log("train_loss", loss, on_step=False, on_epoch=True, prog_bar=True, sync_dist=True)
         self.log("train_acc", self.train_acc, on_step=False, on_epoch=True)
         return loss
 
@@ -80,7 +80,7 @@ class ClassifierModule(L.LightningModule):
         x, y = batch
         logits = self(x)
         self.val_acc(logits.argmax(1), y)
-        self.log("val_loss", self._loss(logits, y), on_epoch=True, prog_bar=True)
+        self.log("val_loss", self._loss(logits, y), on_epoch=True, prog_bar=True, sync_dist=True)
         self.log("val_acc", self.val_acc, on_epoch=True, prog_bar=True)
 
     def test_step(self, batch: Any, batch_idx: int) -> None:
@@ -89,7 +89,7 @@ class ClassifierModule(L.LightningModule):
         x, y = batch
         logits = self(x)
         self.test_acc(logits.argmax(1), y)
-        self.log("test_loss", self._loss(logits, y), on_epoch=True)
+        self.log("test_loss", self._loss(logits, y), on_epoch=True, sync_dist=True)
         self.log("test_acc", self.test_acc, on_epoch=True)
 
     def configure_optimizers(self) -> Any:

@@ -59,6 +59,8 @@ class RunResult:
     bundle: Path
     metrics: dict[str, Any]
     history: list[dict[str, Any]] = field(default_factory=list)
+    #: False in the extra processes of a data-parallel run (they write and print nothing).
+    is_main: bool = True
 
 
 def plan_stages(cfg: TrainConfig) -> list[Stage]:
@@ -299,6 +301,16 @@ def _loaders(
     return loaders
 
 
+def _distributed(cfg: TrainConfig) -> bool:
+    return cfg.strategy.startswith("ddp") or cfg.devices not in (1, "1", "auto")
+
+
+def _is_main_process() -> bool:
+    from lightning.pytorch.utilities import rank_zero_only
+
+    return int(getattr(rank_zero_only, "rank", 0)) == 0
+
+
 def _resume_epoch(checkpoint: Path) -> int:
     """The epoch a run resumes at: the one after the checkpoint's (saved at epoch end)."""
     state = torch.load(checkpoint, map_location="cpu", weights_only=True)
@@ -394,6 +406,7 @@ def fit(cfg: TrainConfig, *, resume_run: bool = False) -> RunResult:
     warnings.filterwarnings("ignore", ".*does not have many workers.*")
     warnings.filterwarnings("ignore", ".*LeafSpec.*")
     warnings.filterwarnings("ignore", ".*Checkpoint directory .* exists and is not empty.*")
+    warnings.filterwarnings("ignore", ".*Using `DistributedSampler` with the dataloaders.*")
     warnings.filterwarnings("ignore", ".*module\\(s\\) in eval mode.*")
     for name in ("lightning.pytorch", "lightning.fabric", "lightning"):
         logging.getLogger(name).setLevel(logging.WARNING)
@@ -420,14 +433,16 @@ def fit(cfg: TrainConfig, *, resume_run: bool = False) -> RunResult:
             net.load_state_dict(load_file(str(done_file)))
             continue
         cached = (
-            policy.trainable_blocks == 0
+            not _distributed(cfg)
+            and policy.trainable_blocks == 0
             and cfg.augmentation == "none"
             and mixer is None
             and cfg.cache_features != "off"
         )
         if cfg.cache_features == "on" and not cached:
             raise ConfigError(
-                "--cache-features on needs a frozen backbone, augmentation none, no MixUp/CutMix",
+                "--cache-features on needs a frozen backbone, augmentation none, no MixUp/CutMix "
+                "and a single process",
                 fix="use --cache-features auto",
             )
         if cached:
@@ -474,9 +489,14 @@ def fit(cfg: TrainConfig, *, resume_run: bool = False) -> RunResult:
         if "test" in loaders and i == len(stages) - 1:
             results = trainer.test(module, loaders["test"], verbose=False)
             test_metrics = {k: float(v) for k, v in (results[0] if results else {}).items()}
+        if not trainer.is_global_zero:
+            continue  # the main process writes checkpoints and the bundle
         save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(done_file))
         state["completed_stages"] = i + 1
         _save_state(run_dir, state)
+
+    if not _is_main_process():
+        return RunResult(run_dir, run_dir / "bundle", {}, [], is_main=False)
 
     history = _read_history(run_dir, len(stages))
     if history:
