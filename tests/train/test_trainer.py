@@ -206,3 +206,38 @@ def test_two_process_ddp_on_cpu(synth_small: Path, tmp_path: Path) -> None:
     assert done.stdout.count('"bundle"') == 1  # only the main process printed
     assert json.loads(done.stdout)["epochs"] == 1
     assert load_bundle(out / "bundle").classes[0] == "coast"
+
+
+def test_resume_refuses_a_dataset_whose_classes_changed(synth_small: Path, tmp_path: Path) -> None:
+    import shutil
+
+    data = tmp_path / "data"
+    shutil.copytree(synth_small, data)
+    out = tmp_path / "run"
+    fit(_cfg(data, out, epochs=1))
+    (out / "bundle").rename(tmp_path / "old-bundle")  # as if killed before the end
+    shutil.rmtree(data / "desert")
+    from landscape.errors import DatasetError
+    from landscape.train.trainer import resume
+
+    with pytest.raises(DatasetError, match=r"classes changed since this run started \(5 then"):
+        resume(out)
+
+
+def test_dataset_normalisation_travels_in_the_bundle(synth_small: Path, tmp_path: Path) -> None:
+    """Preprocessing is read from the bundle, so a mismatch at inference is impossible."""
+    from landscape.data.stats import channel_stats
+    from landscape.inference import Predictor
+
+    result = fit(_cfg(synth_small, tmp_path / "n", epochs=1, normalize="dataset"))
+    bundle = load_bundle(result.bundle)
+    train = [
+        p
+        for p in (tmp_path / "n" / "split.csv").read_text().splitlines()[1:]
+        if p.endswith(",train")
+    ]
+    mean, std, _ = channel_stats([(tmp_path / "n" / line.split(",")[0]) for line in train])
+    assert bundle.preprocessing.mean == pytest.approx(tuple(mean))
+    assert bundle.preprocessing.std == pytest.approx(tuple(std))
+    predictor = Predictor.from_bundle(result.bundle)
+    assert predictor.transform.transforms[-1].mean == list(bundle.preprocessing.mean)

@@ -414,6 +414,15 @@ def fit(cfg: TrainConfig, *, resume_run: bool = False) -> RunResult:
     started = time.perf_counter()
     index, splits = _prepare_data(cfg, run_dir)
     classes = list(index.classes)
+    if state.get("classes", classes) != classes:
+        raise DatasetError(
+            f"the dataset's classes changed since this run started "
+            f"({len(state['classes'])} then: {', '.join(state['classes'])}; "
+            f"{len(classes)} now: {', '.join(classes)})",
+            path=cfg.data,
+            fix="resume with the original dataset or start a new run with another --out",
+        )
+    state["classes"] = classes
     stages = plan_stages(cfg)
     for stage in stages:
         parse_policy(stage.policy)
