@@ -12,7 +12,6 @@ Files are never unpickled: ``torch.load(weights_only=True)`` or safetensors.
 
 from __future__ import annotations
 
-import hashlib
 import importlib
 import os
 import urllib.error
@@ -21,6 +20,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from landscape.data.io import file_sha256 as sha256_of
 from landscape.errors import WeightsError
 
 from .registry import BackboneInfo
@@ -78,15 +78,6 @@ def cache_dir() -> Path:
     """Weights cache: ``$LANDSCAPE_CACHE/weights`` (default ``~/.cache/landscape/weights``)."""
     root = Path(os.environ.get("LANDSCAPE_CACHE", Path.home() / ".cache" / "landscape"))
     return root / "weights"
-
-
-def sha256_of(path: Path) -> str:
-    """Hex sha256 of a file."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _verify(path: Path, expected: str | None, what: str) -> str:
