@@ -31,6 +31,10 @@ FILES = (
     "confusion_normalized.png",
     "reliability.png",
     "mistakes.png",
+    "coverage.png",
+    "open_set_scores.csv",
+    "gradcam.png",
+    "first_layer.png",
 )
 
 
@@ -127,7 +131,13 @@ def test_cli_on_run_manifest_writes_every_file(
     assert metrics["params"]["total"] > 0 and metrics["bundle_bytes"] > 0
 
     page = (out / "report.html").read_text()
-    assert page.count("data:image/png;base64,") == 4
+    # Every PNG written is embedded: confusion ×2, reliability, mistakes, coverage, Grad-CAM,
+    # first-layer activations (+ the t-SNE when the split has at least 5 images).
+    pngs = {name for name in result["files"] if name.endswith(".png")}
+    assert pngs >= {"coverage.png", "gradcam.png", "first_layer.png"}
+    assert page.count("data:image/png;base64,") == len(pngs) >= 7
+    for section in ("<h2>Open set</h2>", "<h2>Explanations</h2>", "Grad-CAM"):
+        assert section in page
     for external in ("<script", "<link", "http://", "https://", 'src="/', "src='"):
         assert external not in page
     assert "training wall time" in page and "inference latency" in page.lower()
@@ -174,9 +184,12 @@ def test_subset_of_classes_and_undecodable_files(trained: Trained, tmp_path: Pat
     (data / "forest" / "truncated.jpg").write_bytes(whole[: len(whole) // 3])
     (data / "forest" / "empty.jpg").write_bytes(b"")
 
-    result = evaluate_bundle(trained.bundle, data, None, tmp_path / "out", latency=False)
+    result = evaluate_bundle(
+        trained.bundle, data, None, tmp_path / "out", latency=False, open_set=False
+    )
 
     assert result["n_images"] == 24
+    assert result["open_set"] is None and "coverage.png" not in result["files"]
     skipped = {Path(s["path"]).name: s["reason"] for s in result["skipped"]}
     assert set(skipped) == {"garbage.jpg", "truncated.jpg", "empty.jpg"}
     assert result["per_class"]["glacier"]["support"] == 0
@@ -254,3 +267,47 @@ def test_real_photos_with_other_classes_are_refused(
     shutil.rmtree(data / "sea")
     result = evaluate_bundle(trained.bundle, data, None, tmp_path / "ok", latency=False)
     assert result["n_images"] == 3 and result["per_class"]["forest"]["support"] == 3
+
+
+def test_open_set_and_explain_options(
+    trained: Trained, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from landscape.evaluation.openset import synthetic_ood_images
+
+    bundle = tmp_path / "bundle"
+    shutil.copytree(trained.bundle, bundle)
+    ood = tmp_path / "ood" / "nested"
+    ood.mkdir(parents=True)
+    for i, image in enumerate(synthetic_ood_images(5, size=96)):
+        image.save(ood / f"odd_{i}.jpg")
+    (ood / "broken.jpg").write_bytes(b"not an image")
+    result = _run_json(
+        capsys,
+        ["evaluate", str(bundle), "--data", str(trained.manifest), "--no-latency", "--no-gallery",
+         "--no-explain", "--ood", str(tmp_path / "ood"), "--coverage", "0.9", "--set-threshold",
+         "--out", str(tmp_path / "e1"), "--json"],
+    )  # fmt: skip
+    assert result["explain"] is None
+    assert not {"gradcam.png", "first_layer.png", "embeddings.png"} & set(result["files"])
+    open_set = result["open_set"]
+    assert open_set["target_coverage"] == 0.9 and open_set["threshold_stored"] is True
+    assert open_set["ood"]["images"] == 5 and len(open_set["ood"]["skipped"]) == 1
+    assert load_bundle(bundle).unknown_threshold == pytest.approx(open_set["threshold"])
+    page = (tmp_path / "e1" / "report.html").read_text()
+    assert "AUROC" in page and "--no-explain" in page
+
+    # A second evaluation reports the stored threshold and the images it flags.
+    result = _run_json(
+        capsys,
+        ["evaluate", str(bundle), "--data", str(trained.manifest), "--no-latency",
+         "--max-explain", "1", "--out", str(tmp_path / "e2"), "--json"],
+    )  # fmt: skip
+    assert result["open_set"]["bundle_threshold"] == pytest.approx(open_set["threshold"])
+    assert result["n_unknown"] is not None
+    counts = result["explain"]["gradcam_images"]
+    assert counts["correct"] <= 1 and counts["wrong"] <= 1
+
+    base = ["evaluate", str(bundle), "--data", str(trained.manifest), "--no-latency"]
+    for bad in ("noise:0", str(tmp_path / "missing")):
+        code, err = _fail(capsys, [*base, "--ood", bad, "--out", str(tmp_path / "e3")])
+        assert code == 1 and "--ood" in err and len(err.strip().splitlines()) == 1

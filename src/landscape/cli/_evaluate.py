@@ -45,6 +45,7 @@ def _print_summary(result: dict[str, Any]) -> None:
         if result["temperature_stored"]:
             ece += " [green]stored in the bundle[/]"
     console.print(ece)
+    _print_open_set(result.get("open_set"), str(result["split"]))
     for pair in result["most_confused"][:3]:
         console.print(f"  confused: {pair['true']} → {pair['predicted']} ×{pair['count']}")
     latency = result.get("latency")
@@ -83,6 +84,28 @@ def _print_summary(result: dict[str, Any]) -> None:
     console.print(f"report: {result['files']['report.html']}")
 
 
+def _print_open_set(open_set: dict[str, Any] | None, split: str) -> None:
+    if not open_set:
+        return
+    test = open_set["test"]
+    kept = test["accuracy_kept"]
+    line = (
+        f"unknown below MSP {open_set['threshold']:.4f} (keeps "
+        f"{open_set['target_coverage']:.0%} of {open_set['threshold_split']}): {split} coverage "
+        f"{test['coverage']:.3f}, accuracy of kept " + (f"{kept:.4f}" if kept is not None else "—")
+    )
+    if open_set.get("threshold_stored"):
+        line += " [green]stored in the bundle[/]"
+    console.print(line)
+    ood = open_set.get("ood")
+    if ood:
+        console.print(
+            f"  OOD {ood['source']} ({ood['images']} images): AUROC msp "
+            f"{ood['auroc']['msp']:.4f}, energy {ood['auroc']['energy']:.4f}; FPR@95%TPR msp "
+            f"{ood['fpr_at_95_tpr']['msp']:.3f}, energy {ood['fpr_at_95_tpr']['energy']:.3f}"
+        )
+
+
 def evaluate(
     bundle: Path = typer.Argument(..., help="Model bundle (folder or .landscape)."),
     data: Path = typer.Option(
@@ -102,6 +125,32 @@ def evaluate(
     ),
     no_latency: bool = typer.Option(False, "--no-latency", help="Skip the latency measurement."),
     no_gallery: bool = typer.Option(False, "--no-gallery", help="Skip the mistakes gallery."),
+    explain: bool = typer.Option(
+        True,
+        "--explain/--no-explain",
+        help="Grad-CAM of correct and wrong predictions, first-layer activations, t-SNE.",
+    ),
+    max_explain: int = typer.Option(
+        8, "--max-explain", min=0, help="Grad-CAM images per group (correct / wrong)."
+    ),
+    ood: str = typer.Option(
+        None,
+        "--ood",
+        help="Out-of-distribution images for the open-set AUROC: a folder (any depth) of images "
+        "of none of the classes, or `noise` / `noise:N` for N generated noise/texture images.",
+    ),
+    coverage: float = typer.Option(
+        0.95,
+        "--coverage",
+        min=0.01,
+        max=1.0,
+        help="Fraction of in-distribution val images the unknown threshold keeps.",
+    ),
+    set_threshold: bool = typer.Option(
+        False,
+        "--set-threshold",
+        help="Store the unknown threshold (MSP, chosen on the val split) in the bundle.",
+    ),
     batch_size: int = typer.Option(32, "--batch-size", min=1, help="Images per batch."),
     runs: int = typer.Option(30, "--runs", min=1, help="Timed batch-1 calls per latency figure."),
     device: str = typer.Option("cpu", "--device", help="cpu | cuda | cuda:N."),
@@ -110,7 +159,8 @@ def evaluate(
     ),
 ) -> None:
     """Evaluate a bundle on a dataset: accuracy, P/R/F1, confusion, calibration (ECE,
-    temperature), latency, and a self-contained report.html with CSVs and PNGs.
+    temperature), open set (unknown threshold, AUROC on OOD images), latency, explanations
+    (Grad-CAM, first-layer activations, t-SNE) and a self-contained report.html with CSVs and PNGs.
 
     Examples:
 
@@ -119,6 +169,10 @@ def evaluate(
     `landscape evaluate runs/demo/bundle --data photos/ --split all --out eval/photos --json`
 
     `landscape evaluate runs/demo/bundle --data runs/demo/split.csv --calibrate --no-latency`
+
+    `landscape evaluate runs/demo/bundle --data runs/demo/split.csv --ood noise --set-threshold`
+
+    `landscape evaluate runs/intel/bundle --data runs/intel/split.csv --ood photos/not-landscapes`
     """
     from landscape.evaluation import evaluate_bundle
 
@@ -135,6 +189,11 @@ def evaluate(
         calibrate=calibrate,
         latency=not no_latency,
         gallery=not no_gallery,
+        explain=explain,
+        max_explain=max_explain,
+        ood=ood,
+        coverage=coverage,
+        set_threshold=set_threshold,
         batch_size=batch_size,
         latency_runs=runs,
         device=device,

@@ -12,6 +12,7 @@ from .calibration import (
     reliability_bins,
 )
 from .evaluate import EVAL_SPLITS, evaluate_bundle, select_split
+from .explain import embed_tsne, first_layer_activations, grad_cam, write_explanations
 from .latency import bundle_size_bytes, cpu_name, measure_latency, model_facts
 from .metrics import (
     classification_metrics,
@@ -19,6 +20,14 @@ from .metrics import (
     most_confused,
     normalize_rows,
     top_k_accuracy,
+)
+from .openset import (
+    coverage_curve,
+    energy_score,
+    msp_score,
+    ood_auroc,
+    open_set_metrics,
+    threshold_for_coverage,
 )
 from .report import write_report
 
@@ -28,16 +37,26 @@ __all__ = [
     "bundle_size_bytes",
     "classification_metrics",
     "confusion_counts",
+    "coverage_curve",
     "cpu_name",
+    "embed_tsne",
+    "energy_score",
     "evaluate_bundle",
     "expected_calibration_error",
+    "first_layer_activations",
     "fit_temperature",
+    "grad_cam",
     "measure_latency",
     "model_facts",
     "most_confused",
+    "msp_score",
     "normalize_rows",
+    "ood_auroc",
+    "open_set_metrics",
     "reliability_bins",
     "select_split",
+    "threshold_for_coverage",
     "top_k_accuracy",
+    "write_explanations",
     "write_report",
 ]

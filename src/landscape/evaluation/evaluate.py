@@ -10,15 +10,17 @@ from __future__ import annotations
 import datetime as _dt
 import math
 import os
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from torch.utils.hooks import RemovableHandle
 
 from landscape.data.datasets import SPLITS, DatasetIndex, Sample, load_dataset
 from landscape.errors import DatasetError, ImageDecodeError
@@ -33,8 +35,15 @@ from .calibration import (
 from .calibration import (
     fit_temperature as fit_temperature_on,
 )
+from .explain import EMBED_LIMIT, EXPLAIN_DEFAULT, ExplainItem, write_explanations
 from .latency import measure_latency, model_facts
 from .metrics import classification_metrics
+from .openset import (
+    DEFAULT_COVERAGE,
+    ood_image_paths,
+    open_set_metrics,
+    synthetic_ood_images,
+)
 from .report import MistakeRow, write_report
 
 __all__ = ["EVAL_SPLITS", "ProgressFactory", "evaluate_bundle", "select_split"]
@@ -54,6 +63,10 @@ def _no_progress(description: str, total: int) -> AbstractContextManager[Callabl
     return nullcontext(advance)
 
 
+#: ``--ood noise`` scores this many synthetic images unless ``noise:N`` says otherwise.
+NOISE_IMAGES = 60
+
+
 @dataclass
 class _Scored:
     """Images that decoded, their raw logits, and the ones that did not."""
@@ -61,6 +74,8 @@ class _Scored:
     samples: list[Sample]
     logits: torch.Tensor
     skipped: list[tuple[Path, str]]
+    #: Pooled backbone features (the head's input), when asked for.
+    features: torch.Tensor | None = None
 
 
 def select_split(index: DatasetIndex, split: str | None) -> tuple[str, list[Sample]]:
@@ -102,16 +117,29 @@ def _score(
     batch_size: int,
     progress: ProgressFactory,
     description: str,
+    *,
+    features: bool = False,
 ) -> _Scored:
-    """Decode + preprocess in a thread pool one batch ahead while the model runs on the last."""
+    """Decode + preprocess in a thread pool one batch ahead while the model runs on the last.
+
+    ``features``: also keep the pooled backbone features, read by a hook on the head's input
+    during the very forward pass that gives the logits (no second pass over the images).
+    """
     kept: list[Sample] = []
     skipped: list[tuple[Path, str]] = []
     chunks: list[torch.Tensor] = []
+    pooled: list[torch.Tensor] = []
+
+    def keep_features(_module: torch.nn.Module, args: tuple[torch.Tensor, ...]) -> None:
+        pooled.append(args[0].detach().float().cpu())
+
+    hook = predictor.model.head.register_forward_pre_hook(keep_features) if features else None
     batches = [samples[i : i + batch_size] for i in range(0, len(samples), batch_size)]
     workers = max(1, min(4, os.cpu_count() or 1))
     with (
         ThreadPoolExecutor(max_workers=workers) as pool,
         progress(description, len(samples)) as advance,
+        _removing(hook),
     ):
 
         def submit(batch: Sequence[Sample]) -> list[Future[torch.Tensor | str]]:
@@ -133,7 +161,67 @@ def _score(
             advance(len(batch))
     n_classes = len(predictor.classes)
     logits = torch.cat(chunks) if chunks else torch.zeros((0, n_classes))
-    return _Scored(kept, logits, skipped)
+    feats = torch.cat(pooled) if features and pooled else None
+    return _Scored(kept, logits, skipped, feats)
+
+
+@contextmanager
+def _removing(handle: RemovableHandle | None) -> Iterator[None]:
+    try:
+        yield
+    finally:
+        if handle is not None:
+            handle.remove()
+
+
+def _resolve_ood(ood: str | Path) -> int | list[Path]:
+    """``--ood`` checked before any scoring: a count of noise images, or the folder's images."""
+    text = str(ood)
+    if text == "noise" or text.startswith("noise:"):
+        if ":" not in text:
+            return NOISE_IMAGES
+        value = text.split(":", 1)[1]
+        if not value.isdigit() or int(value) < 1:
+            raise DatasetError(f"bad --ood value {text!r}", fix="use noise or noise:N with N >= 1")
+        return int(value)
+    folder = Path(ood)
+    if not folder.is_dir():
+        raise DatasetError(
+            "--ood must be a folder of images or 'noise'",
+            path=folder,
+            fix="pass a folder of images that belong to none of the classes, or noise",
+        )
+    paths = ood_image_paths(folder)
+    if not paths:
+        raise DatasetError("no image file in the --ood folder", path=folder)
+    return paths
+
+
+def _score_ood(
+    predictor: Predictor,
+    ood: str | Path,
+    wanted: int | list[Path],
+    batch_size: int,
+    progress: ProgressFactory,
+) -> tuple[str, _Scored]:
+    """Score the out-of-distribution images of ``--ood`` (see :func:`_resolve_ood`)."""
+    if isinstance(wanted, int):
+        images = synthetic_ood_images(wanted)
+        chunks = []
+        with progress("scoring ood (noise)", wanted) as advance:
+            for i in range(0, wanted, batch_size):
+                batch = torch.stack([predictor.preprocess(im) for im in images[i : i + batch_size]])
+                chunks.append(predictor.logits(batch))
+                advance(len(batch))
+        return "synthetic noise, flat and texture images", _Scored([], torch.cat(chunks), [])
+    samples = [Sample(path=p, label="") for p in wanted]
+    scored = _score(predictor, samples, batch_size, progress, "scoring ood")
+    if not scored.samples:
+        raise DatasetError(
+            f"none of the {len(wanted)} image(s) of the --ood folder could be decoded",
+            path=Path(ood),
+        )
+    return str(ood), scored
 
 
 def _targets(samples: Sequence[Sample], classes: Sequence[str]) -> np.ndarray[Any, Any]:
@@ -198,6 +286,12 @@ def evaluate_bundle(
     latency_runs: int = 30,
     latency_batches: int = 3,
     gallery: bool = True,
+    explain: bool = True,
+    max_explain: int = EXPLAIN_DEFAULT,
+    ood: str | Path | None = None,
+    coverage: float = DEFAULT_COVERAGE,
+    set_threshold: bool = False,
+    open_set: bool = True,
     progress: ProgressFactory | None = None,
 ) -> dict[str, Any]:
     """Evaluate ``bundle`` on ``split`` of ``data``; write metrics, tables, figures and HTML.
@@ -207,6 +301,14 @@ def evaluate_bundle(
     - ``fit_temperature``: fit ``T`` on the data's val split (when it has one) and report the
       ECE after scaling; ``calibrate`` also stores ``T`` in the bundle (needs a val split).
     - ``latency``: time the model alone and end to end (see :mod:`.latency`).
+    - ``explain``: Grad-CAM of up to ``max_explain`` correct and as many wrong predictions,
+      first-layer activations and a t-SNE of the embeddings (see :mod:`.explain`).
+    - ``open_set``: the MSP threshold keeping ``coverage`` of the val images (of the evaluated
+      split when there is no val split) and the accuracy/coverage curve; ``ood`` (a folder of
+      images of no class, or ``"noise"`` / ``"noise:N"``) adds AUROC and FPR@95%TPR;
+      ``set_threshold`` stores the threshold in the bundle (needs a val split). ``ood`` or
+      ``set_threshold`` turn it on whatever ``open_set`` says; off, ``open_set`` is ``null`` in
+      ``metrics.json`` and the val split is only scored to fit a temperature.
 
     Returns the content of ``metrics.json`` plus ``"files"`` (name → path of each output).
     Raises :class:`DatasetError` for a missing split, classes the bundle lacks, or when no image
@@ -222,15 +324,25 @@ def evaluate_bundle(
     split_name, samples = select_split(index, split)
     fit_t = fit_temperature or calibrate
     has_val = "val" in index.splits
-    if calibrate and not has_val:
-        raise DatasetError(
-            "--calibrate fits the temperature on a val split and the data has none "
-            f"(splits present: {', '.join(index.splits) or 'none'})",
-            path=data,
-            fix="pass data with a val split (e.g. the run's split.csv) or drop --calibrate",
-        )
+    for flag, wanted, what in (
+        ("--calibrate", calibrate, "fits the temperature"),
+        ("--set-threshold", set_threshold, "chooses the unknown threshold"),
+    ):
+        if wanted and not has_val:
+            raise DatasetError(
+                f"{flag} {what} on a val split and the data has none "
+                f"(splits present: {', '.join(index.splits) or 'none'})",
+                path=data,
+                fix=f"pass data with a val split (e.g. the run's split.csv) or drop {flag}",
+            )
+    if not 0.0 < coverage <= 1.0:
+        raise DatasetError(f"coverage must be in (0, 1], got {coverage}")
+    ood_wanted = _resolve_ood(ood) if ood is not None else None
+    open_set = open_set or set_threshold or ood is not None
 
-    scored = _score(predictor, samples, batch_size, progress, f"scoring {split_name}")
+    scored = _score(
+        predictor, samples, batch_size, progress, f"scoring {split_name}", features=explain
+    )
     skipped = [*index.skipped, *scored.skipped]
     if not scored.samples:
         raise DatasetError(
@@ -254,22 +366,67 @@ def evaluate_bundle(
     bins_after: list[dict[str, Any]] | None = None
     n_val: int | None = None
     notes = _notes(predictor, index, data, split_name, bundle)
-    if fit_t and has_val:
+    val: _Scored | None = None
+    if has_val and (fit_t or open_set):
+        # The val split serves the temperature and the open-set threshold alike.
         if split_name == "val":
             val = scored
-            notes.append("the temperature is fitted on the split being evaluated (val)")
         else:
             val = _score(predictor, index.subset("val"), batch_size, progress, "scoring val")
-        if len(val.samples):
-            temperature = fit_temperature_on(val.logits, _targets(val.samples, classes))
-            n_val = len(val.samples)
-            scaled = apply_temperature(scored.logits, temperature).numpy()
-            ece_after = expected_calibration_error(scaled, y)
-            bins_after = reliability_bins(scaled, y)
+        if not len(val.samples):
+            val = None
+    if fit_t and val is not None:
+        if val is scored:
+            notes.append("the temperature is fitted on the split being evaluated (val)")
+        temperature = fit_temperature_on(val.logits, _targets(val.samples, classes))
+        n_val = len(val.samples)
+        scaled = apply_temperature(scored.logits, temperature).numpy()
+        ece_after = expected_calibration_error(scaled, y)
+        bins_after = reliability_bins(scaled, y)
     stored = False
     if calibrate and temperature is not None:
         update_bundle_meta(bundle, temperature=temperature)
         stored = True
+
+    open_set_result: dict[str, Any] | None = None
+    open_scores: dict[str, np.ndarray[Any, Any]] | None = None
+    ood_paths: list[Path] | None = None
+    if open_set:
+        # Scored with the temperature predictions will use from now on.
+        open_t = temperature if stored and temperature is not None else predictor.temperature
+        ood_source: str | None = None
+        ood_scored: _Scored | None = None
+        if ood is not None and ood_wanted is not None:
+            ood_source, ood_scored = _score_ood(predictor, ood, ood_wanted, batch_size, progress)
+            ood_paths = [s.path for s in ood_scored.samples] or None
+        open_set_result, open_scores = open_set_metrics(
+            scored.logits,
+            y,
+            temperature=open_t,
+            threshold_logits=(val if val is not None else scored).logits,
+            threshold_split="val" if val is not None else split_name,
+            coverage=coverage,
+            ood_logits=ood_scored.logits if ood_scored is not None else None,
+            ood_source=ood_source,
+        )
+        if open_set_result["ood"] is not None and ood_scored is not None:
+            # OOD files that did not decode are listed here, apart from the evaluated split's.
+            open_set_result["ood"]["skipped"] = [
+                {"path": str(p), "reason": reason} for p, reason in ood_scored.skipped
+            ]
+        open_set_result["note"] = (
+            None
+            if val is not None
+            else "no val split: the threshold is chosen on the evaluated split itself, so its "
+            "coverage there is exact by construction, not a held-out estimate"
+        )
+        open_set_result["bundle_threshold"] = predictor.unknown_threshold
+        open_set_result["threshold_stored"] = False
+        if set_threshold and val is not None:
+            update_bundle_meta(
+                bundle, unknown_threshold=open_set_result["threshold"], unknown_score="msp"
+            )
+            open_set_result["threshold_stored"] = True
 
     timing: dict[str, Any] | None = None
     if latency:
@@ -279,6 +436,27 @@ def evaluate_bundle(
         )
     facts = model_facts(predictor)
     unknown = predictor.unknown_threshold
+    rows = _loss_rows(scored.samples, probs, y, classes)
+
+    explain_info: dict[str, Any] | None = None
+    explain_files: dict[str, Path] = {}
+    if explain:
+        started = time.perf_counter()
+        items = [
+            ExplainItem(
+                path=sample.path,
+                true=int(t),
+                predicted=int(row.argmax()),
+                confidence=float(row.max()),
+                p_true=float(row[t]),
+            )
+            for sample, row, t in zip(scored.samples, probs, y, strict=True)
+        ]
+        feats = scored.features.numpy() if scored.features is not None else None
+        explain_info, explain_files = write_explanations(
+            predictor, items, feats, out, limit=max_explain, embed_limit=EMBED_LIMIT
+        )
+        explain_info["seconds"] = round(time.perf_counter() - started, 2)
 
     result: dict[str, Any] = {
         "model_id": predictor.model_id,
@@ -310,6 +488,8 @@ def evaluate_bundle(
         "reliability": bins,
         "unknown_threshold": unknown,
         "n_unknown": sum(p.is_unknown for p in predictions) if unknown is not None else None,
+        "open_set": open_set_result,
+        "explain": explain_info,
         "latency": timing,
         "params": facts["params"],
         "bundle_bytes": facts["bundle_bytes"],
@@ -317,8 +497,16 @@ def evaluate_bundle(
         "skipped": [{"path": str(p), "reason": reason} for p, reason in skipped],
         "notes": notes,
     }
-    rows = _loss_rows(scored.samples, probs, y, classes)
     files = write_report(
-        out, result, rows, reliability=bins, reliability_after=bins_after, gallery=gallery
+        out,
+        result,
+        rows,
+        reliability=bins,
+        reliability_after=bins_after,
+        gallery=gallery,
+        extra=explain_files,
+        open_set_scores=open_scores,
+        id_paths=[s.path for s in scored.samples],
+        ood_paths=ood_paths,
     )
     return {**result, "files": {name: str(path) for name, path in files.items()}}

@@ -17,10 +17,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 __all__ = [
     "MistakeRow",
     "plot_confusion",
+    "plot_coverage",
     "plot_mistakes",
     "plot_reliability",
     "render_html",
@@ -151,6 +153,90 @@ def plot_reliability(
     return path
 
 
+def plot_coverage(
+    open_set: Mapping[str, Any],
+    path: Path,
+    *,
+    id_msp: npt.NDArray[np.float64],
+    ood_msp: npt.NDArray[np.float64] | None = None,
+    n_classes: int = 2,
+    split: str = "test",
+) -> Path:
+    """Accuracy/coverage curve (selective classification) beside the MSP histograms ID vs OOD.
+
+    The chosen threshold is marked on both panels: the point it gives on the curve and the
+    vertical line below which images are "unknown".
+    """
+    plt = _pyplot()
+    fig, (ax, hist) = plt.subplots(1, 2, figsize=(10.5, 4.2))
+    curve = open_set.get("coverage_curve") or []
+    if curve:
+        cov = [p["coverage"] for p in curve]
+        acc = [p["accuracy"] for p in curve]
+        ax.plot(cov, acc, "-", color="#4c72b0", lw=1.6, label="kept images")
+    test = open_set.get("test") or {}
+    if test.get("accuracy_all") is not None:
+        ax.axhline(
+            test["accuracy_all"],
+            ls="--",
+            color="grey",
+            lw=1,
+            label=f"no rejection ({test['accuracy_all']:.3f})",
+        )
+    if test.get("accuracy_kept") is not None:
+        ax.plot(
+            [test["coverage"]],
+            [test["accuracy_kept"]],
+            "o",
+            color="#c44e52",
+            label=f"threshold {open_set['threshold']:.3f}: coverage {test['coverage']:.2f}, "
+            f"accuracy {test['accuracy_kept']:.3f}",
+        )
+    low = min([p["accuracy"] for p in curve] + [test.get("accuracy_all") or 1.0], default=0.0)
+    ax.set_xlim(0, 1.01)
+    ax.set_ylim(max(0.0, low - 0.05), 1.005)
+    ax.set_xlabel(f"coverage (fraction of {split} images kept)")
+    ax.set_ylabel("accuracy of the kept images")
+    ax.set_title(f"selective classification by MSP (split: {split})", fontsize=10)
+    ax.legend(loc="lower left", fontsize=7.5)
+    ax.grid(alpha=0.3)
+
+    # MSP lies in [1/C, 1]: the histogram spans exactly that.
+    floor = 1.0 / n_classes if n_classes > 1 else 0.0
+    bins = np.linspace(floor, 1.0, 26)
+    # Densities, not counts: the OOD set is often several times the size of the ID split.
+    hist.hist(
+        id_msp,
+        bins=bins,
+        density=True,
+        alpha=0.55,
+        color="#4c72b0",
+        label=f"ID {split} ({len(id_msp)})",
+    )
+    ood = open_set.get("ood")
+    if ood_msp is not None and ood is not None:
+        auroc = ood["auroc"]["msp"]
+        hist.hist(
+            ood_msp,
+            bins=bins,
+            density=True,
+            alpha=0.55,
+            color="#dd8452",
+            label=f"OOD ({len(ood_msp)}), AUROC {auroc:.3f}",
+        )
+    hist.axvline(open_set["threshold"], color="#c44e52", lw=1.5, label="unknown below")
+    hist.set_xlim(floor, 1.0)
+    hist.set_xlabel(f"max softmax probability (T = {open_set['temperature']:.3g})")
+    hist.set_ylabel("density")
+    hist.set_title("MSP: in-distribution vs out-of-distribution", fontsize=10)
+    hist.legend(loc="upper left", fontsize=7.5)
+    hist.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
 def _thumbnail(path: Path, size: int = 160) -> Any:
     from landscape.data.io import open_image
 
@@ -254,6 +340,27 @@ def _write_csvs(
     return files
 
 
+def _write_scores(
+    path: Path,
+    scores: Mapping[str, npt.NDArray[np.float64]],
+    id_paths: Sequence[Path] | None,
+    ood_paths: Sequence[Path] | None,
+) -> Path:
+    """One row per scored image: which set, its path (empty for generated images), MSP, −E."""
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["set", "path", "msp", "energy"])
+        for kind, paths in (("id", id_paths), ("ood", ood_paths)):
+            msp = scores.get(f"{kind}_msp")
+            energy = scores.get(f"{kind}_energy")
+            if msp is None or energy is None:
+                continue
+            names = list(paths) if paths is not None else [""] * len(msp)
+            for name, m, e in zip(names, msp, energy, strict=True):
+                writer.writerow([kind, name, f"{float(m):.6f}", f"{float(e):.6f}"])
+    return path
+
+
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;
 max-width:1100px;padding:0 1rem;color:#222;line-height:1.4}
@@ -331,6 +438,119 @@ def _latency_rows(latency: Mapping[str, Any]) -> list[list[Any]]:
                     ]
                 )
     return rows
+
+
+def _open_set_html(
+    open_set: Mapping[str, Any] | None, figures: Mapping[str, Path], split: str
+) -> list[str]:
+    esc = html.escape
+    parts = ["<h2>Open set</h2>"]
+    if not open_set:
+        parts.append("<p class='muted'>not evaluated.</p>")
+        return parts
+    test = open_set["test"]
+    stored = (
+        " — <b>stored in the bundle</b>: <code>landscape predict</code> now flags lower "
+        "confidences as unknown"
+        if open_set.get("threshold_stored")
+        else " (not stored; <code>--set-threshold</code> stores it)"
+    )
+    parts.append(
+        f"<p>An image is <i>unknown</i> when its max softmax probability (MSP, temperature "
+        f"{open_set['temperature']:.3g}) is below <b>{open_set['threshold']:.4f}</b>, the "
+        f"threshold keeping {open_set['target_coverage']:.0%} of the "
+        f"{open_set['threshold_images']} in-distribution {esc(str(open_set['threshold_split']))} "
+        f"images{stored}.</p>"
+    )
+    if open_set.get("note"):
+        parts.append(f"<p class='warn'>{esc(str(open_set['note']))}</p>")
+    if open_set.get("bundle_threshold") is not None:
+        parts.append(
+            f"<p class='muted'>the bundle's threshold when evaluated: "
+            f"{open_set['bundle_threshold']:.4f}.</p>"
+        )
+    rows = [
+        [f"{split} images kept at the threshold (coverage)", test["coverage"]],
+        [f"accuracy of the kept {split} images", test["accuracy_kept"]],
+        [f"accuracy of all {split} images", test["accuracy_all"]],
+        ["area under the risk/coverage curve (AURC, lower is better)", test["aurc"]],
+        ["energy threshold for the same coverage", open_set.get("threshold_energy")],
+    ]
+    parts.append(_table([f"in-distribution ({split} split)", "value"], rows))
+    ood = open_set.get("ood")
+    if ood:
+        parts.append(
+            f"<p>Out-of-distribution images: {esc(str(ood['source']))} — {ood['images']} images"
+            f"{', ' + str(len(ood.get('skipped', []))) + ' skipped' if ood.get('skipped') else ''}"
+            f". AUROC with the in-distribution {esc(split)} images as positives (1 = perfectly "
+            "separated, 0.5 = chance); FPR at 95% TPR = share of OOD images accepted when 95% of "
+            f"the {esc(split)} images are; the last column applies each score's threshold chosen "
+            "for the target coverage.</p>"
+        )
+        parts.append(
+            _table(
+                ["score", "AUROC", "FPR at 95% TPR", "OOD flagged unknown"],
+                [
+                    [
+                        "max softmax probability (MSP)" if k == "msp" else "energy (−E)",
+                        ood["auroc"][k],
+                        ood["fpr_at_95_tpr"][k],
+                        ood["rejected_at_threshold"][k],
+                    ]
+                    for k in ("msp", "energy")
+                ],
+            )
+        )
+    else:
+        parts.append(
+            "<p class='muted'>no out-of-distribution images given (<code>--ood DIR</code> or "
+            "<code>--ood noise</code>): no AUROC.</p>"
+        )
+    if "coverage.png" in figures:
+        parts.append(_img(figures["coverage.png"], "accuracy/coverage curve"))
+    parts.append(
+        "<p class='muted'>every score: <code>open_set_scores.csv</code>; the curve's points: "
+        "<code>metrics.json</code> → <code>open_set.coverage_curve</code>.</p>"
+    )
+    return parts
+
+
+def _explain_html(explain: Mapping[str, Any] | None, figures: Mapping[str, Path]) -> list[str]:
+    esc = html.escape
+    parts = ["<h2>Explanations</h2>"]
+    if not explain:
+        parts.append("<p class='muted'>not computed (<code>--no-explain</code>).</p>")
+        return parts
+    for note in explain.get("notes", []):
+        parts.append(f"<p class='warn'>{esc(note)}</p>")
+    if "gradcam.png" in figures:
+        counts = explain.get("gradcam_images", {})
+        parts.append(
+            f"<h3>Grad-CAM</h3><p class='muted'>where the evidence for the predicted class lies: "
+            f"gradient-weighted activations of <code>{esc(str(explain.get('gradcam_layer')))}"
+            f"</code>, the backbone's deepest spatial feature map (red = strong). "
+            f"{counts.get('correct', 0)} correct and {counts.get('wrong', 0)} wrong predictions "
+            "(the worst mistakes first); the image is the model's input crop.</p>"
+        )
+        parts.append(_img(figures["gradcam.png"], "Grad-CAM"))
+    if "first_layer.png" in figures:
+        first = explain.get("first_layer", {})
+        parts.append(
+            f"<h3>First-layer activations</h3><p class='muted'>outputs of "
+            f"<code>{esc(str(first.get('layer')))}</code>, the first convolution, for one image: "
+            "mostly edge, colour and texture detectors.</p>"
+        )
+        parts.append(_img(figures["first_layer.png"], "first-layer activations"))
+    if "embeddings.png" in figures:
+        emb = explain.get("embeddings", {})
+        parts.append(
+            f"<h3>Embeddings</h3><p class='muted'>{emb.get('method', 't-SNE')} of the pooled "
+            f"backbone features of {emb.get('images')} of {emb.get('of')} images, coloured by "
+            "true class; distances between far clusters mean little in t-SNE. Coordinates: "
+            "<code>embeddings.csv</code>.</p>"
+        )
+        parts.append(_img(figures["embeddings.png"], "embeddings"))
+    return parts
 
 
 def render_html(metrics: Mapping[str, Any], figures: Mapping[str, Path]) -> str:
@@ -420,6 +640,8 @@ def render_html(metrics: Mapping[str, Any], figures: Mapping[str, Path]) -> str:
     if "reliability.png" in figures:
         parts.append(_img(figures["reliability.png"], "reliability diagram"))
 
+    parts += _open_set_html(metrics.get("open_set"), figures, str(metrics["split"]))
+
     parts.append("<h2>Inference latency</h2>")
     latency = metrics.get("latency")
     if latency:
@@ -460,6 +682,8 @@ def render_html(metrics: Mapping[str, Any], figures: Mapping[str, Path]) -> str:
         parts.append(_img(figures["mistakes.png"], "worst mistakes"))
     parts.append("<p class='muted'>every image with its loss: <code>top_losses.csv</code>.</p>")
 
+    parts += _explain_html(metrics.get("explain"), figures)
+
     skipped = metrics.get("skipped", [])
     if skipped:
         parts.append(f"<h2>Skipped files ({len(skipped)})</h2>")
@@ -476,11 +700,19 @@ def write_report(
     reliability: Sequence[Mapping[str, Any]],
     reliability_after: Sequence[Mapping[str, Any]] | None = None,
     gallery: bool = True,
+    extra: Mapping[str, Path] | None = None,
+    open_set_scores: Mapping[str, npt.NDArray[np.float64]] | None = None,
+    id_paths: Sequence[Path] | None = None,
+    ood_paths: Sequence[Path] | None = None,
 ) -> dict[str, Path]:
     """Write every file of an evaluation into ``out``; returns ``{file name: path}``.
 
     ``rows`` must be sorted by decreasing loss (``top_losses.csv`` keeps that order and the
-    gallery shows the first misclassified ones).
+    gallery shows the first misclassified ones). ``extra``: files already written into ``out``
+    (the explanations), PNGs among them are embedded. ``open_set_scores``: the raw scores of
+    :func:`landscape.evaluation.openset.open_set_metrics` (``id_msp``, ``id_energy``, optionally
+    ``ood_msp``, ``ood_energy``), written to ``open_set_scores.csv`` with ``id_paths`` /
+    ``ood_paths`` and plotted in ``coverage.png`` with ``metrics["open_set"]``.
     """
     out.mkdir(parents=True, exist_ok=True)
     clean = _clean(dict(metrics))
@@ -509,6 +741,21 @@ def write_report(
     }
     if gallery:
         figures["mistakes.png"] = plot_mistakes(rows, out / "mistakes.png")
+    open_set = metrics.get("open_set")
+    if open_set and open_set_scores is not None:
+        figures["coverage.png"] = plot_coverage(
+            open_set,
+            out / "coverage.png",
+            id_msp=open_set_scores["id_msp"],
+            ood_msp=open_set_scores.get("ood_msp"),
+            n_classes=len(classes),
+            split=str(metrics.get("split", "test")),
+        )
+        files["open_set_scores.csv"] = _write_scores(
+            out / "open_set_scores.csv", open_set_scores, id_paths, ood_paths
+        )
+    for name, path in (extra or {}).items():
+        (figures if name.endswith(".png") else files)[name] = path
     files.update(figures)
     files["report.html"] = out / "report.html"
     files["report.html"].write_text(render_html(clean, figures), encoding="utf-8")
