@@ -166,7 +166,14 @@ def _class_weights(train: list[Sample], classes: list[str]) -> torch.Tensor:
     return torch.tensor(weights, dtype=torch.float32)
 
 
-def _trainer(cfg: TrainConfig, run_dir: Path, stage_i: int, epochs: int, monitor_val: bool) -> Any:
+def _trainer(
+    cfg: TrainConfig,
+    run_dir: Path,
+    stage_i: int,
+    epochs: int,
+    monitor_val: bool,
+    extra_callbacks: list[Any] | None = None,
+) -> Any:
     import lightning as L
     from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
     from lightning.pytorch.loggers import CSVLogger
@@ -187,6 +194,7 @@ def _trainer(cfg: TrainConfig, run_dir: Path, stage_i: int, epochs: int, monitor
         from lightning.pytorch.callbacks import RichProgressBar
 
         callbacks.append(RichProgressBar(leave=True))
+    callbacks.extend(extra_callbacks or [])
     return L.Trainer(
         max_epochs=epochs,
         accelerator=cfg.accelerator,
@@ -383,8 +391,14 @@ def _save_state(run_dir: Path, state: dict[str, Any]) -> None:
     tmp.replace(run_dir / "state.json")
 
 
-def fit(cfg: TrainConfig, *, resume_run: bool = False) -> RunResult:
-    """Train per ``cfg``; write the run directory; return metrics and the bundle's path."""
+def fit(
+    cfg: TrainConfig, *, resume_run: bool = False, callbacks: list[Any] | None = None
+) -> RunResult:
+    """Train per ``cfg``; write the run directory; return metrics and the bundle's path.
+
+    ``callbacks``: extra Lightning callbacks given to every stage's trainer (e.g. Optuna
+    pruning in ``landscape tune``).
+    """
     import lightning as L
     from safetensors.torch import load_file, save_file
 
@@ -481,7 +495,9 @@ def fit(cfg: TrainConfig, *, resume_run: bool = False) -> RunResult:
             mixer=None if cached else mixer,
             seed=cfg.seed + i,
         )
-        trainer = _trainer(cfg, run_dir, i, stage.epochs, monitor_val=True)
+        trainer = _trainer(
+            cfg, run_dir, i, stage.epochs, monitor_val=True, extra_callbacks=callbacks
+        )
         try:
             trainer.fit(module, loaders["train"], loaders["val"], ckpt_path=ckpt)
         except RuntimeError as exc:
