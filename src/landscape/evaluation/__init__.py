@@ -30,9 +30,15 @@ from .openset import (
     threshold_for_coverage,
 )
 from .report import write_report
+from .study import StudyConfig, StudyResult, load_study, run_study
+from .study_report import write_study_report
+from .tune import TuneResult, tune
 
 __all__ = [
     "EVAL_SPLITS",
+    "StudyConfig",
+    "StudyResult",
+    "TuneResult",
     "apply_temperature",
     "bundle_size_bytes",
     "classification_metrics",
@@ -46,6 +52,7 @@ __all__ = [
     "first_layer_activations",
     "fit_temperature",
     "grad_cam",
+    "load_study",
     "measure_latency",
     "model_facts",
     "most_confused",
@@ -54,9 +61,12 @@ __all__ = [
     "ood_auroc",
     "open_set_metrics",
     "reliability_bins",
+    "run_study",
     "select_split",
     "threshold_for_coverage",
     "top_k_accuracy",
+    "tune",
     "write_explanations",
     "write_report",
+    "write_study_report",
 ]
