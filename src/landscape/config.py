@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from landscape.errors import ConfigError
 from landscape.models.heads import HeadSpec
@@ -56,6 +56,9 @@ class TrainConfig(_Strict):
     weights: str | None = None
     weights_sha256: str | None = None
     head: HeadSpec = Field(default_factory=HeadSpec)
+    # Classic heads (svm/logreg) only: the backbone module whose output is the feature vector
+    # (e.g. ``features.23``, ``layer3``); None = the backbone's usual pooled features.
+    layer: str | None = None
     policy: str = "frozen"
     bn: Literal["freeze", "train"] = "freeze"
     fine_tune: FineTune | None = None
@@ -88,6 +91,14 @@ class TrainConfig(_Strict):
             return parse_policy(value).name
         except ConfigError as exc:
             raise ValueError(str(exc)) from exc
+
+    @model_validator(mode="after")
+    def _layer_needs_classic_head(self) -> TrainConfig:
+        # Gradient-trained heads always sit on the pooled output; a silently ignored --layer
+        # would train something other than what was asked for.
+        if self.layer is not None and self.head.kind not in ("svm", "logreg"):
+            raise ValueError("layer is only used with head.kind svm or logreg")
+        return self
 
 
 def format_validation_error(exc: ValidationError, source: str) -> str:

@@ -42,7 +42,18 @@ def train(
     sha256: str = typer.Option(None, "--sha256", help="Expected sha256 of a --weights PATH."),
     policy: str = typer.Option(None, "--policy", "-p", help="frozen | deepest:N | all."),
     bn: str = typer.Option(None, "--bn", help="BatchNorm of frozen blocks: freeze | train."),
-    head: str = typer.Option(None, "--head", help="linear | mlp (Linear-ReLU-Dropout-Linear)."),
+    head: str = typer.Option(
+        None,
+        "--head",
+        help="linear | mlp (Linear-ReLU-Dropout-Linear) | svm | logreg (scikit-learn on features).",
+    ),
+    layer: str = typer.Option(
+        None,
+        "--layer",
+        help="svm/logreg: backbone module giving the features (e.g. features.23, layer3); "
+        "default: the pooled output.",
+    ),
+    c: float = typer.Option(None, "--C", help="svm/logreg: inverse regularisation strength."),
     epochs: int = typer.Option(None, "--epochs", "-e", help="Epochs (of the last stage)."),
     fine_tune: int = typer.Option(
         None, "--fine-tune", help="Head-only epochs before unfreezing --policy."
@@ -86,8 +97,11 @@ def train(
     --policy frozen --epochs 10 --out runs/demo`
     `landscape train --config configs/paper/resnet18.yaml --epochs 3`
     `landscape train --resume runs/demo`
+    `landscape train --data scenes --backbone vgg16 --weights hub --head svm --layer features.23
+    --out runs/vgg-svm`
     """
-    from landscape.config import load_train_config
+    from landscape.config import load_train_config, load_yaml
+    from landscape.train.classic import CLASSIC_HEADS, fit_classic
     from landscape.train.trainer import fit
     from landscape.train.trainer import resume as resume_run
 
@@ -104,6 +118,7 @@ def train(
         "mixup": mixup,
         "cutmix": cutmix,
         "normalize": normalize,
+        "layer": layer,
         "max_per_class": max_per_class,
         "cache_features": cache_features,
         "seed": seed,
@@ -117,17 +132,26 @@ def train(
     }
     optim = {"name": optimizer, "lr": lr, "weight_decay": weight_decay, "scheduler": scheduler}
     overrides["optim"] = {k: v for k, v in optim.items() if v is not None} or None
-    overrides["head"] = {"kind": head} if head else None
+    overrides["head"] = {k: v for k, v in {"kind": head, "C": c}.items() if v is not None} or None
     if fine_tune:
         overrides["fine_tune"] = {"head_epochs": fine_tune, "unfreeze": policy or "deepest:1"}
         overrides["policy"] = None
     if resume is not None:
+        saved = resume / "config.yaml"
+        if saved.is_file() and (load_yaml(saved).get("head") or {}).get("kind") in CLASSIC_HEADS:
+            raise UserError(
+                "an svm/logreg run is fitted in one go and has nothing to resume",
+                path=resume,
+                fix="run `landscape train` again with a new --out (features are cached)",
+            )
         result = resume_run(resume, {k: v for k, v in overrides.items() if k == "progress"})
     else:
         if data is None and config is None:
             raise UserError("no dataset given", fix="pass --data DIR or --config X.yaml")
         cfg = load_train_config(config, overrides)
-        result = fit(cfg)
+        result = fit_classic(cfg) if cfg.head.kind in CLASSIC_HEADS else fit(cfg)
+    if not result.is_main:
+        return  # an extra process of a data-parallel run: the main one reports
     summary = {"run_dir": str(result.run_dir), "bundle": str(result.bundle), **result.metrics}
     if as_json:
         print_json(summary)

@@ -219,12 +219,21 @@ def build_model(bundle: Bundle) -> LandscapeNet:
     """Instantiate the bundle's network (no weights download) and load its tensors strictly."""
     from .net import create_model
 
-    net, _ = create_model(
-        bundle.meta["backbone"],
-        len(bundle.classes),
-        weights="none",
-        head=HeadSpec(**bundle.meta["head"]),
-    )
+    head = bundle.meta["head"]
+    if head.get("kind") == "sklearn":
+        # A classic baseline (svm/logreg): backbone cut at the feature layer + one Linear.
+        from .truncate import create_probe_model
+
+        net, _ = create_probe_model(
+            bundle.meta["backbone"],
+            len(bundle.classes),
+            layer=head.get("layer"),
+            in_features=int(head["in_features"]),
+        )
+    else:
+        net, _ = create_model(
+            bundle.meta["backbone"], len(bundle.classes), weights="none", head=HeadSpec(**head)
+        )
     try:
         net.load_state_dict(bundle.state, strict=True)
     except RuntimeError as exc:
