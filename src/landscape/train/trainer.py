@@ -8,13 +8,14 @@ deterministic transform trains the head on cached backbone features.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import logging
 import os
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,7 @@ from landscape.errors import ConfigError, DatasetError, UserError
 from landscape.models.bundle import save_bundle
 from landscape.models.freezing import parse_policy
 from landscape.models.net import LandscapeNet, create_model
+from landscape.models.registry import get_backbone_info
 from landscape.models.weights import WeightsRecord, normalization_for
 
 from .feature_cache import FeatureCache, collate_skip_none
@@ -309,6 +311,16 @@ def _loaders(
     return loaders
 
 
+@contextlib.contextmanager
+def _torch_threads(n: int) -> Iterator[None]:
+    previous = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
 def _distributed(cfg: TrainConfig) -> bool:
     return cfg.strategy.startswith("ddp") or cfg.devices not in (1, "1", "auto")
 
@@ -402,6 +414,16 @@ def fit(
     import lightning as L
     from safetensors.torch import load_file, save_file
 
+    if cfg.head.kind in ("svm", "logreg"):
+        from .classic import fit_classic  # scikit-learn heads are fitted, not trained
+
+        return fit_classic(cfg)
+    # Cheap checks first: a typo must not leave a half-made run directory behind.
+    get_backbone_info(cfg.backbone)
+    for stage in plan_stages(cfg):
+        parse_policy(stage.policy)
+    if not Path(cfg.data).exists():
+        raise DatasetError("does not exist", path=cfg.data, fix="check --data")
     run_dir = Path(cfg.out)
     state: dict[str, Any] = {"completed_stages": 0}
     if resume_run and (run_dir / "state.json").is_file():
@@ -438,8 +460,6 @@ def fit(
         )
     state["classes"] = classes
     stages = plan_stages(cfg)
-    for stage in stages:
-        parse_policy(stage.policy)
     net, record = create_model(
         cfg.backbone, len(classes), weights=cfg.weights, sha256=cfg.weights_sha256, head=cfg.head
     )
@@ -499,7 +519,10 @@ def fit(
             cfg, run_dir, i, stage.epochs, monitor_val=True, extra_callbacks=callbacks
         )
         try:
-            trainer.fit(module, loaders["train"], loaders["val"], ckpt_path=ckpt)
+            # A head on cached features is a few small matmuls: one thread beats two that
+            # fight each other (and any other job on the machine).
+            with _torch_threads(1 if cached else torch.get_num_threads()):
+                trainer.fit(module, loaders["train"], loaders["val"], ckpt_path=ckpt)
         except RuntimeError as exc:
             if "memory" in str(exc).lower():
                 raise UserError(
