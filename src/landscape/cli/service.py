@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import typer
 
-from landscape.errors import UserError
+from ._pending import register_pending
 
 _PENDING = {
     "index": "Scan storage roots and index files with their metadata and landscape context.",
@@ -17,20 +15,7 @@ _PENDING = {
 }
 
 
-def _not_yet(name: str) -> Callable[[], None]:
-    def command() -> None:
-        raise UserError(
-            f"`landscape {name}` is not yet available in this version",
-            fix="see the project's open issues",
-        )
-
-    command.__doc__ = f"{_PENDING[name]} (not yet available)"
-    return command
-
-
 def register(app: typer.Typer) -> None:
     """Add the service commands to the root app."""
-    for name in _PENDING:
-        app.command(
-            name, context_settings={"ignore_unknown_options": True, "allow_extra_args": True}
-        )(_not_yet(name))
+    for name, doc in _PENDING.items():
+        register_pending(app, name, doc)

@@ -211,17 +211,6 @@ def predict(
         raise UserError("no image could be decoded", fix="check the files")
 
 
-def _pending(name: str, doc: str) -> Any:
-    def command() -> None:
-        raise UserError(
-            f"`landscape {name}` is not yet available in this version",
-            fix="see the project's open issues",
-        )
-
-    command.__doc__ = f"{doc} (not yet available)"
-    return command
-
-
 # Commands living in their own module ``landscape.cli.<module>`` as function ``<attr>``.
 # A module not written yet registers a placeholder that says so (exit 1), never pretends.
 # Command modules import heavy libraries inside the function, so --help stays fast.
@@ -239,6 +228,7 @@ def register(app: typer.Typer) -> None:
     import importlib
 
     from . import _demo
+    from ._pending import register_pending
 
     app.command("train")(train)
     app.command("predict")(predict)
@@ -249,8 +239,6 @@ def register(app: typer.Typer) -> None:
         except ModuleNotFoundError as exc:
             if exc.name != f"{__package__}.{module_name}":
                 raise
-            app.command(
-                name, context_settings={"ignore_unknown_options": True, "allow_extra_args": True}
-            )(_pending(name, doc))
+            register_pending(app, name, doc)
             continue
         app.command(name)(getattr(module, attr))

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from landscape.data.io import file_sha256
 from landscape.data.transforms import Preprocessing
 from landscape.errors import BundleError
 
@@ -91,14 +92,6 @@ def _versions() -> dict[str, str]:
     }
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def save_bundle(
     path: Path,
     model: LandscapeNet,
@@ -119,7 +112,7 @@ def save_bundle(
     try:
         state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
         save_file(state, str(tmp / _TENSORS), metadata={"format": "landscape"})
-        digest = _sha256(tmp / _TENSORS)
+        digest = file_sha256(tmp / _TENSORS)
         meta: dict[str, Any] = {
             "format": "landscape-bundle",
             "format_version": BUNDLE_FORMAT_VERSION,
