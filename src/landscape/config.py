@@ -15,7 +15,15 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from landscape.errors import ConfigError
 from landscape.models.heads import HeadSpec
 
-__all__ = ["FineTune", "OptimConfig", "TrainConfig", "format_validation_error", "load_train_config"]
+__all__ = [
+    "FineTune",
+    "OptimConfig",
+    "TrainConfig",
+    "format_validation_error",
+    "load_train_config",
+    "load_yaml",
+    "merge_dicts",
+]
 
 
 class _Strict(BaseModel):
@@ -125,11 +133,12 @@ def load_yaml(path: Path) -> dict[str, Any]:
     return data
 
 
-def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+def merge_dicts(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """Deep merge: nested mappings merge key by key, anything else in ``over`` wins."""
     merged = dict(base)
     for key, value in over.items():
         if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = _merge(merged[key], value)
+            merged[key] = merge_dicts(merged[key], value)
         else:
             merged[key] = value
     return merged
@@ -140,7 +149,7 @@ def load_train_config(
 ) -> TrainConfig:
     """Build a :class:`TrainConfig` from an optional YAML file plus overrides (CLI flags)."""
     data = load_yaml(path) if path is not None else {}
-    merged = _merge(data, {k: v for k, v in (overrides or {}).items() if v is not None})
+    merged = merge_dicts(data, {k: v for k, v in (overrides or {}).items() if v is not None})
     try:
         return TrainConfig(**merged)
     except ValidationError as exc:

@@ -35,7 +35,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from landscape.config import TrainConfig, format_validation_error, load_yaml
+from landscape.config import TrainConfig, format_validation_error, load_yaml, merge_dicts
 from landscape.errors import ConfigError, UserError, WeightsError
 
 from .evaluate import ProgressFactory
@@ -296,20 +296,10 @@ def _nest(flat: dict[str, Any]) -> dict[str, Any]:
             node = child
         leaf = parts[-1]
         if isinstance(value, dict) and isinstance(node.get(leaf), dict):
-            node[leaf] = _merge(node[leaf], _nest(value))
+            node[leaf] = merge_dicts(node[leaf], _nest(value))
         else:
             node[leaf] = _nest(value) if isinstance(value, dict) else value
     return nested
-
-
-def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
-    merged = dict(base)
-    for key, value in over.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = _merge(merged[key], value)
-        else:
-            merged[key] = value
-    return merged
 
 
 def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -326,7 +316,7 @@ def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 def _train_errors(overrides: dict[str, Any]) -> list[tuple[str, str]]:
     """(key path, message) for each problem of ``overrides`` as TrainConfig keys."""
     try:
-        TrainConfig(**_merge({"data": "."}, _nest(overrides)))
+        TrainConfig(**merge_dicts({"data": "."}, _nest(overrides)))
     except ValidationError as exc:
         return [(".".join(str(p) for p in e["loc"]) or "(root)", e["msg"]) for e in exc.errors()]
     return []
@@ -491,7 +481,7 @@ def plan_runs(
                 if tiny and any(fnmatch.fnmatchcase(setting, pat) for pat in study.tiny.skip):
                     continue
                 for seed in use_seeds:
-                    config = _merge(study.base, _nest(overrides))
+                    config = merge_dicts(study.base, _nest(overrides))
                     if n is not _UNSET:
                         config["max_per_class"] = n
                     if tiny:
@@ -615,7 +605,7 @@ _WEIGHTS_FAILURES: dict[tuple[str, str | None, str | None], str] = {}
 def execute_run(plan: RunPlan, options: EvaluateOptions) -> dict[str, Any]:
     """Train (or resume) and evaluate one run; never raises for a failing run: the returned
     record has ``status`` ``ok`` or ``failed`` with a one-line ``error``."""
-    from landscape.train.trainer import fit
+    from landscape.train.trainer import fit, read_history
 
     from .evaluate import evaluate_bundle
 
@@ -629,7 +619,7 @@ def execute_run(plan: RunPlan, options: EvaluateOptions) -> dict[str, Any]:
         bundle = run_dir / "bundle"
         if (bundle / "bundle.json").is_file() and (run_dir / "metrics.json").is_file():
             train_metrics = json.loads((run_dir / "metrics.json").read_text())
-            history = _history_from_logs(run_dir)
+            history = read_history(run_dir)
         else:
             try:
                 result = fit(plan.config, resume_run=(run_dir / "state.json").is_file())
@@ -666,32 +656,6 @@ def execute_run(plan: RunPlan, options: EvaluateOptions) -> dict[str, Any]:
     run_dir.mkdir(parents=True, exist_ok=True)
     _write_json(run_dir / RECORD_FILE, record)
     return record
-
-
-def _history_from_logs(run_dir: Path) -> list[dict[str, Any]]:
-    """Per-epoch rows of ``logs/stage*/metrics.csv`` (for a run trained by an earlier call)."""
-    import csv
-
-    history: list[dict[str, Any]] = []
-    offset = 0
-    for stage_dir in sorted((run_dir / "logs").glob("stage*")):
-        rows: dict[int, dict[str, Any]] = {}
-        for path in sorted(stage_dir.glob("metrics*.csv")):
-            for row in csv.DictReader(path.read_text().splitlines()):
-                if row.get("test_acc") or not row.get("epoch"):
-                    continue
-                epoch = int(float(row["epoch"]))
-                merged = rows.setdefault(epoch, {"stage": stage_dir.name, "epoch": offset + epoch})
-                merged.update(
-                    {
-                        k: float(v)
-                        for k, v in row.items()
-                        if v not in ("", None) and k not in ("epoch", "step")
-                    }
-                )
-        history.extend(rows[k] for k in sorted(rows))
-        offset += len(rows)
-    return history
 
 
 def _init_worker(threads: int) -> None:

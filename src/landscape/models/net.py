@@ -69,8 +69,9 @@ def build_imagenet_model(
 ) -> tuple[nn.Module, WeightsRecord]:
     """The backbone's full ImageNet network (1000 classes) with weights loaded."""
     info = get_backbone_info(name)
-    model = info.builder()
+    # Weights first: an offline hub or a bad file fails before building a 138 M-parameter net.
     state, record = resolve_weights(info, weights, sha256)
+    model = info.builder()
     if state is not None:
         load_weights_into(model, state, info, record)
     return model.eval(), record

@@ -40,7 +40,15 @@ from landscape.models.weights import WeightsRecord, normalization_for
 from .feature_cache import FeatureCache, collate_skip_none
 from .module import ClassifierModule
 
-__all__ = ["RunResult", "Stage", "auto_workers", "fit", "plan_stages", "resume"]
+__all__ = [
+    "RunResult",
+    "Stage",
+    "auto_workers",
+    "fit",
+    "plan_stages",
+    "read_history",
+    "resume",
+]
 
 log = logging.getLogger(__name__)
 
@@ -337,8 +345,12 @@ def _resume_epoch(checkpoint: Path) -> int:
     return int(state.get("epoch", -1)) + 1
 
 
-def _read_history(run_dir: Path, stages: int) -> list[dict[str, Any]]:
+def read_history(run_dir: Path, stages: int | None = None) -> list[dict[str, Any]]:
+    """Per-epoch metrics of a run directory's CSV logs, stages concatenated, resumes merged."""
     import csv
+
+    if stages is None:
+        stages = len(list((run_dir / "logs").glob("stage*")))
 
     history: list[dict[str, Any]] = []
     offset = 0
@@ -546,7 +558,7 @@ def fit(
     if not _is_main_process():
         return RunResult(run_dir, run_dir / "bundle", {}, [], is_main=False)
 
-    history = _read_history(run_dir, len(stages))
+    history = read_history(run_dir, len(stages))
     if history:
         _plot_curves(history, run_dir / "curves.png")
     val_acc = max((h["val_acc"] for h in history if "val_acc" in h), default=float("nan"))
