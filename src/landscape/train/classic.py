@@ -15,7 +15,6 @@ ranking score, not a calibrated probability (``landscape evaluate`` can fit a te
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import time
@@ -30,17 +29,13 @@ import yaml
 from torch import nn
 
 from landscape.config import TrainConfig
-from landscape.data.datasets import ImageDataset, Sample
-from landscape.data.transforms import Preprocessing, eval_transform
 from landscape.errors import ConfigError, DatasetError, UserError
 from landscape.models.bundle import save_bundle
 from landscape.models.heads import HeadSpec, build_head
 from landscape.models.net import LandscapeNet
 from landscape.models.truncate import probe_backbone, probe_info
-from landscape.models.weights import WeightsRecord
 
-from .feature_cache import FeatureCache
-from .trainer import RunResult, _prepare_data, _preprocessing, _state_fingerprint, auto_workers
+from .trainer import RunResult, _prepare_data, _preprocessing, extract_split_features
 
 if TYPE_CHECKING:
     from sklearn.pipeline import Pipeline
@@ -136,58 +131,6 @@ def _check_config(cfg: TrainConfig) -> None:
         )
 
 
-def _extract(
-    net: LandscapeNet,
-    record: WeightsRecord,
-    pre: Preprocessing,
-    splits: dict[str, list[Sample]],
-    classes: list[str],
-    cfg: TrainConfig,
-) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-
-    key: dict[str, Any] = {
-        "backbone": net.info.name,
-        "weights": record.sha256 or f"{record.source}:seed{cfg.seed}",
-        "preprocessing": pre.model_dump(),
-        "state": _state_fingerprint(net),
-    }
-    if cfg.layer is not None:
-        # Without a layer the features are the pooled ones `landscape train` caches: same key,
-        # so a linear head and an SVM on the same data share one extraction.
-        key["layer"] = cfg.layer
-    cache = FeatureCache(key)
-    net.eval()
-    model = net.to(memory_format=torch.channels_last)
-
-    def extractor(x: torch.Tensor) -> torch.Tensor:
-        return model.features(x.contiguous(memory_format=torch.channels_last))
-
-    transform = eval_transform(pre)
-    out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-    with Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        disable=not cfg.progress,
-    ) as bar:
-        for name, samples in splits.items():
-            if not samples:
-                continue
-            task = bar.add_task(f"features {name}", total=len(samples))
-            feats, ok = cache.features(
-                samples,
-                functools.partial(ImageDataset, classes=classes, transform=transform),
-                extractor,
-                batch_size=cfg.batch_size,
-                num_workers=cfg.num_workers if cfg.num_workers is not None else auto_workers(),
-                progress=functools.partial(bar.advance, task),
-            )
-            targets = np.array([classes.index(s.label) for s in samples])
-            out[name] = (feats[ok], targets[ok])
-    return out
-
-
 def _fit(pipeline: Pipeline, x: np.ndarray, y: np.ndarray) -> bool:
     from sklearn.exceptions import ConvergenceWarning
 
@@ -234,7 +177,7 @@ def fit_classic(cfg: TrainConfig) -> ClassicResult:
     classes = list(index.classes)
     pre = _preprocessing(net, record, cfg, splits["train"])
 
-    data = _extract(net, record, pre, splits, classes, cfg)
+    data = extract_split_features(net, record, pre, splits, classes, cfg, layer=cfg.layer)
     extract_seconds = time.perf_counter() - started
     x_train, y_train = data["train"]
     missing = [c for i, c in enumerate(classes) if not np.any(y_train == i)]

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
+from torch.utils.data import TensorDataset
 
 from landscape.config import TrainConfig
 from landscape.data.datasets import ImageDataset
@@ -36,10 +37,10 @@ from landscape.models.net import create_model
 from .optim import build_optimizer
 from .trainer import (
     _class_weights,
-    _extract_features,
     _loaders,
     _prepare_data,
     _preprocessing,
+    extract_split_features,
     plan_stages,
 )
 
@@ -295,9 +296,10 @@ def lr_find(
     )
     model: nn.Module
     if cached:
-        data: dict[str, Any] = _extract_features(
-            net, record, pre, {"train": splits["train"]}, classes, cfg
-        )
+        x, y = extract_split_features(net, record, pre, {"train": splits["train"]}, classes, cfg)[
+            "train"
+        ]
+        data: dict[str, Any] = {"train": TensorDataset(torch.from_numpy(x), torch.from_numpy(y))}
         model = net.head
     else:
         data = {

@@ -44,6 +44,7 @@ __all__ = [
     "RunResult",
     "Stage",
     "auto_workers",
+    "extract_split_features",
     "fit",
     "plan_stages",
     "read_history",
@@ -223,14 +224,21 @@ def _trainer(
     )
 
 
-def _extract_features(
+def extract_split_features(
     net: LandscapeNet,
     record: WeightsRecord,
     pre: Preprocessing,
     splits: dict[str, list[Sample]],
     classes: list[str],
     cfg: TrainConfig,
-) -> dict[str, TensorDataset]:
+    *,
+    layer: str | None = None,
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Backbone features and class indices of every non-empty split, through the cache.
+
+    Files that fail to decode are left out. ``layer`` (a truncated backbone, for the classic
+    baseline) joins the cache key; without it the key is the pooled-feature one.
+    """
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -239,27 +247,27 @@ def _extract_features(
         TimeRemainingColumn,
     )
 
-    cache = FeatureCache(
-        {
-            "backbone": net.info.name,
-            "weights": record.sha256 or f"{record.source}:seed{cfg.seed}",
-            "preprocessing": pre.model_dump(),
-            "state": _state_fingerprint(net),
-        }
-    )
+    key: dict[str, Any] = {
+        "backbone": net.info.name,
+        "weights": record.sha256 or f"{record.source}:seed{cfg.seed}",
+        "preprocessing": pre.model_dump(),
+        "state": _state_fingerprint(net),
+    }
+    if layer is not None:
+        key["layer"] = layer
+    cache = FeatureCache(key)
     net.eval()
-    extractor_model = net.to(memory_format=torch.channels_last)
+    model = net.to(memory_format=torch.channels_last)
 
     def extractor(x: torch.Tensor) -> torch.Tensor:
-        return extractor_model.features(x.contiguous(memory_format=torch.channels_last))
+        return model.features(x.contiguous(memory_format=torch.channels_last))
 
-    out: dict[str, TensorDataset] = {}
+    out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     transform = eval_transform(pre)
     with Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
-        TextColumn("{task.speed} img/s" if False else ""),
         TimeRemainingColumn(),
         disable=not cfg.progress,
     ) as bar:
@@ -275,9 +283,8 @@ def _extract_features(
                 num_workers=cfg.num_workers if cfg.num_workers is not None else auto_workers(),
                 progress=functools.partial(bar.advance, task),
             )
-            targets = torch.tensor([classes.index(s.label) for s in samples])
-            mask = torch.from_numpy(ok)
-            out[name] = TensorDataset(torch.from_numpy(feats)[mask], targets[mask])
+            targets = np.array([classes.index(s.label) for s in samples])
+            out[name] = (feats[ok], targets[ok])
     return out
 
 
@@ -501,7 +508,12 @@ def fit(
                 fix="use --cache-features auto",
             )
         if cached:
-            data: dict[str, Any] = _extract_features(net, record, pre, splits, classes, cfg)
+            data: dict[str, Any] = {
+                name: TensorDataset(torch.from_numpy(x), torch.from_numpy(y))
+                for name, (x, y) in extract_split_features(
+                    net, record, pre, splits, classes, cfg
+                ).items()
+            }
             module_model: torch.nn.Module = net.head
         else:
             train_tf = train_transform(pre, cfg.augmentation)
