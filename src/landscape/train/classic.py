@@ -35,7 +35,13 @@ from landscape.models.heads import HeadSpec, build_head
 from landscape.models.net import LandscapeNet
 from landscape.models.truncate import probe_backbone, probe_info
 
-from .trainer import RunResult, _prepare_data, _preprocessing, extract_split_features
+from .trainer import (
+    RunResult,
+    _prepare_data,
+    _preprocessing,
+    extract_split_features,
+    run_provenance,
+)
 
 if TYPE_CHECKING:
     from sklearn.pipeline import Pipeline
@@ -255,13 +261,7 @@ def fit_classic(cfg: TrainConfig) -> ClassicResult:
         extra={
             "head": head_meta,
             "feature_layer": cfg.layer,
-            "training": json.loads(cfg.model_dump_json()),
-            "dataset": {
-                "root": str(Path(cfg.data).resolve()),
-                "fingerprint": index.fingerprint(),
-                "split_seed": cfg.seed,
-            },
-            "metrics": metrics,
+            **run_provenance(cfg, index, metrics),
         },
     )
     (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")

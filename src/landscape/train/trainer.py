@@ -592,18 +592,27 @@ def fit(
         preprocessing=pre,
         head=cfg.head,
         weights=record.to_dict(),
-        extra={
-            "training": json.loads(cfg.model_dump_json()),
-            "dataset": {
-                "root": str(Path(cfg.data).resolve()),
-                "fingerprint": index.fingerprint(),
-                "split_seed": cfg.seed,
-            },
-            "metrics": metrics,
-        },
+        extra=run_provenance(cfg, index, metrics),
     )
     (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     return RunResult(run_dir, bundle, metrics, history)
+
+
+def run_provenance(
+    cfg: TrainConfig, index: DatasetIndex, metrics: dict[str, Any]
+) -> dict[str, Any]:
+    cfg: TrainConfig, index: DatasetIndex, metrics: dict[str, Any]
+) -> dict[str, Any]:
+    """What a bundle records of its run: resolved config, dataset fingerprint, metrics."""
+    return {
+        "training": json.loads(cfg.model_dump_json()),
+        "dataset": {
+            "root": str(Path(cfg.data).resolve()),
+            "fingerprint": index.fingerprint(),
+            "split_seed": cfg.seed,
+        },
+        "metrics": metrics,
+    }
 
 
 def resume(run_dir: Path, overrides: dict[str, Any] | None = None) -> RunResult:
