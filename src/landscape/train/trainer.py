@@ -601,8 +601,6 @@ def fit(
 def run_provenance(
     cfg: TrainConfig, index: DatasetIndex, metrics: dict[str, Any]
 ) -> dict[str, Any]:
-    cfg: TrainConfig, index: DatasetIndex, metrics: dict[str, Any]
-) -> dict[str, Any]:
     """What a bundle records of its run: resolved config, dataset fingerprint, metrics."""
     return {
         "training": json.loads(cfg.model_dump_json()),
