@@ -89,6 +89,8 @@ class TrainConfig(_Strict):
     devices: int | str = 1
     strategy: str = "auto"
     progress: bool = True
+    # CSV logs are always written (the run history is read from them); TensorBoard is optional.
+    tensorboard: bool = False
 
     @field_validator("policy")
     @classmethod

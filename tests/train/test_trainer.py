@@ -241,3 +241,42 @@ def test_dataset_normalisation_travels_in_the_bundle(synth_small: Path, tmp_path
     assert bundle.preprocessing.std == pytest.approx(tuple(std))
     predictor = Predictor.from_bundle(result.bundle)
     assert predictor.transform.transforms[-1].mean == list(bundle.preprocessing.mean)
+
+
+def _tensorboard_scalars(event_file: Path) -> dict[str, list[float]]:
+    """Scalars of a TensorBoard event file (TFRecord framing: u64 length, u32 crc, data, u32 crc)."""
+    import struct
+
+    from tensorboardX.proto.event_pb2 import Event
+
+    data = event_file.read_bytes()
+    scalars: dict[str, list[float]] = {}
+    pos = 0
+    while pos < len(data):
+        (length,) = struct.unpack("<Q", data[pos : pos + 8])
+        event = Event.FromString(data[pos + 12 : pos + 12 + length])
+        pos += 12 + length + 4
+        for value in event.summary.value:
+            scalars.setdefault(value.tag, []).append(value.simple_value)
+    return scalars
+
+
+def test_tensorboard_logs_every_epoch_next_to_the_csv(
+    run_cli, synth_small: Path, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    out = tmp_path / "tb"
+    res = run_cli(
+        "train", "--data", synth_small, "--backbone", "tiny_cnn", "--weights", "none",
+        "--policy", "all", "--epochs", "3", "--batch-size", "16", "--workers", "0",
+        "--tensorboard", "--no-progress", "--out", out,
+    )  # fmt: skip
+    assert res.code == 0, res.err
+    # Lightning closes the writer after fit and opens another for the test metrics.
+    scalars: dict[str, list[float]] = {}
+    for events in sorted((out / "tensorboard" / "stage0").glob("events.out.tfevents.*")):
+        for tag, values in _tensorboard_scalars(events).items():
+            scalars.setdefault(tag, []).extend(values)
+    assert len(scalars["val_acc"]) == 3  # one value per epoch
+    assert all(0.0 <= v <= 1.0 for v in scalars["val_acc"])
+    assert len(scalars["test_acc"]) == 1
+    assert (out / "logs" / "stage0" / "metrics.csv").is_file()  # CSV stays the run's history

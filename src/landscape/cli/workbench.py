@@ -88,6 +88,9 @@ def train(
     strategy: str = typer.Option(None, "--strategy", help="auto | ddp."),
     precision: str = typer.Option(None, "--precision", help="32 | bf16."),
     no_progress: bool = typer.Option(False, "--no-progress", help="Hide progress bars."),
+    tensorboard: bool = typer.Option(
+        False, "--tensorboard", help="Also log to RUN_DIR/tensorboard (pip install '.[tensorboard]')."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the final metrics as JSON."),
 ) -> None:
     """Train a classifier on a dataset and write a model bundle to RUN_DIR/bundle.
@@ -129,6 +132,7 @@ def train(
         "strategy": strategy,
         "precision": precision,
         "progress": False if (no_progress or as_json) else None,
+        "tensorboard": True if tensorboard else None,
     }
     optim = {"name": optimizer, "lr": lr, "weight_decay": weight_decay, "scheduler": scheduler}
     overrides["optim"] = {k: v for k, v in optim.items() if v is not None} or None

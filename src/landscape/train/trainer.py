@@ -177,6 +177,35 @@ def _class_weights(train: list[Sample], classes: list[str]) -> torch.Tensor:
     return torch.tensor(weights, dtype=torch.float32)
 
 
+def _check_loggers(cfg: TrainConfig) -> None:
+    """Fail before anything is written when an optional logger's package is missing."""
+    import importlib.util
+
+    if cfg.tensorboard and not any(
+        importlib.util.find_spec(name) for name in ("tensorboard", "tensorboardX")
+    ):
+        raise ConfigError(
+            "--tensorboard needs the tensorboard or tensorboardX package",
+            fix="pip install 'landscape[tensorboard]', or train without --tensorboard",
+        )
+
+
+def _loggers(cfg: TrainConfig, run_dir: Path, stage_i: int) -> list[Any]:
+    """CSV logs (the run history is read from them), plus TensorBoard event files on request."""
+    from lightning.pytorch.loggers import CSVLogger
+
+    loggers: list[Any] = [CSVLogger(run_dir, name="logs", version=f"stage{stage_i}")]
+    if cfg.tensorboard:
+        from lightning.pytorch.loggers import TensorBoardLogger
+
+        loggers.append(
+            TensorBoardLogger(
+                run_dir, name="tensorboard", version=f"stage{stage_i}", default_hp_metric=False
+            )
+        )
+    return loggers
+
+
 def _trainer(
     cfg: TrainConfig,
     run_dir: Path,
@@ -187,7 +216,6 @@ def _trainer(
 ) -> Any:
     import lightning as L
     from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
-    from lightning.pytorch.loggers import CSVLogger
 
     callbacks: list[Any] = [
         ModelCheckpoint(
@@ -212,7 +240,7 @@ def _trainer(
         devices=cfg.devices,
         strategy=cfg.strategy,
         precision="bf16-mixed" if cfg.precision == "bf16" else "32-true",
-        logger=CSVLogger(run_dir, name="logs", version=f"stage{stage_i}"),
+        logger=_loggers(cfg, run_dir, stage_i),
         callbacks=callbacks,
         enable_progress_bar=cfg.progress,
         enable_model_summary=False,
@@ -441,6 +469,7 @@ def fit(
     get_backbone_info(cfg.backbone)
     for stage in plan_stages(cfg):
         parse_policy(stage.policy)
+    _check_loggers(cfg)
     if not Path(cfg.data).exists():
         raise DatasetError("does not exist", path=cfg.data, fix="check --data")
     run_dir = Path(cfg.out)
