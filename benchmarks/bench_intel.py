@@ -50,7 +50,7 @@ def _manifest(out: Path, train_per_class: int, seed: int = 0) -> Path:
         rows += [(f, cls, "train") for f in train]
         rows += [(f, cls, "val") for f in val]
         rows += [(f, cls, "test") for f in test]
-    path = out / f"intel-{train_per_class}.csv"
+    path = out / f"intel-{train_per_class}-seed{seed}.csv"
     with open(path, "w", newline="") as fh:
         writer = csv.writer(fh)
         writer.writerow(["path", "label", "split"])
@@ -79,6 +79,9 @@ def main() -> None:
     )
     parser.add_argument("--recipes", default="frozen-linear,frozen-mlp,finetune")
     parser.add_argument("--curve", action="store_true", help="learning curve (lite0, frozen-mlp)")
+    parser.add_argument(
+        "--curve-seeds", type=int, default=3, help="split seeds per curve point (mean ± std)"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         os.environ.setdefault("LANDSCAPE_CACHE", str(Path(tmp) / "cache"))
@@ -94,11 +97,16 @@ def main() -> None:
         if args.curve:
             print(
                 "learning curve (efficientnet_lite0, frozen-mlp): train images per class → test acc"
+                f" over {args.curve_seeds} split seeds"
             )
-            for n in (10, 25, 50, 85):
-                m = _run(_manifest(Path(tmp), n), Path(tmp) / f"curve-{n}", "efficientnet_lite0",
-                         RECIPES["frozen-mlp"])  # fmt: skip
-                print(f"  {n:3d} → {m['test_acc']:.3f}", flush=True)
+            for n in (5, 10, 25, 50, 85):
+                accs = []
+                for seed in range(args.curve_seeds):
+                    manifest = _manifest(Path(tmp), n, seed=seed)
+                    m = _run(manifest, Path(tmp) / f"curve-{n}-{seed}", "efficientnet_lite0",
+                             RECIPES["frozen-mlp"])  # fmt: skip
+                    accs.append(m["test_acc"])
+                print(f"  {n:3d} → {np.mean(accs):.3f} ± {np.std(accs):.3f}  ({accs})", flush=True)
 
 
 if __name__ == "__main__":

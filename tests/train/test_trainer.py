@@ -244,7 +244,7 @@ def test_dataset_normalisation_travels_in_the_bundle(synth_small: Path, tmp_path
 
 
 def _tensorboard_scalars(event_file: Path) -> dict[str, list[float]]:
-    """Scalars of a TensorBoard event file (TFRecord framing: u64 length, u32 crc, data, u32 crc)."""
+    """Scalars of a TensorBoard event file (TFRecord: u64 length, u32 crc, data, u32 crc)."""
     import struct
 
     from tensorboardX.proto.event_pb2 import Event

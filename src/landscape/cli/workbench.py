@@ -89,7 +89,7 @@ def train(
     precision: str = typer.Option(None, "--precision", help="32 | bf16."),
     no_progress: bool = typer.Option(False, "--no-progress", help="Hide progress bars."),
     tensorboard: bool = typer.Option(
-        False, "--tensorboard", help="Also log to RUN_DIR/tensorboard (pip install '.[tensorboard]')."
+        False, "--tensorboard", help="Also log to RUN_DIR/tensorboard (extra: tensorboard)."
     ),
     as_json: bool = typer.Option(False, "--json", help="Print the final metrics as JSON."),
 ) -> None:

@@ -5,6 +5,10 @@ for a file never changes, so it is computed once and the head trains on stored v
 order of magnitude faster (see ``benchmarks/bench_feature_cache.py``). Entries are keyed by the
 backbone, its weights' sha256, the preprocessing and each file's *content* hash, so renaming a
 file reuses its row while editing it recomputes it.
+
+Several processes may fill one entry at once (parallel study runs, DDP ranks, two users): the
+missing rows are computed and written under a file lock, after re-reading the index, so the
+second process waits and then finds the rows the first one wrote instead of overwriting them.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from filelock import FileLock
 from torch.utils.data import DataLoader
 
 from landscape.data.datasets import ImageDataset, Sample
@@ -60,10 +65,23 @@ class FeatureCache:
         self.dir = (root or cache_dir().parent / "features") / self.key
         self.dir.mkdir(parents=True, exist_ok=True)
         self._index_file = self.dir / "index.json"
-        self.index: dict[str, list[int]] = (
-            json.loads(self._index_file.read_text()) if self._index_file.is_file() else {}
-        )
-        (self.dir / "key.json").write_text(json.dumps(key_parts, indent=2, default=str))
+        self._lock = FileLock(str(self.dir / "write.lock"))
+        self.index: dict[str, list[int]] = self._read_index()
+        key_file = self.dir / "key.json"
+        if not key_file.is_file():
+            tmp = key_file.with_suffix(f".{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(key_parts, indent=2, default=str))
+            os.replace(tmp, key_file)
+
+    def _read_index(self) -> dict[str, list[int]]:
+        if not self._index_file.is_file():
+            return {}
+        index: dict[str, list[int]] = json.loads(self._index_file.read_text())
+        return index
+
+    def _next_chunk_id(self) -> int:
+        ids = [int(p.name[6:11]) for p in self.dir.glob("chunk-?????.npy")]
+        return max(ids, default=-1) + 1
 
     def _chunk(self, n: int) -> np.ndarray:
         return np.load(self.dir / f"chunk-{n:05d}.npy", mmap_mode="r")
@@ -80,18 +98,23 @@ class FeatureCache:
     ) -> tuple[np.ndarray, np.ndarray]:
         """Features for ``samples`` (computing the missing ones) and a mask of decodable files."""
         hashes = [file_sha256(s.path) for s in samples]
-        missing_pos = sorted({h: i for i, h in enumerate(hashes) if h not in self.index}.values())
-        if missing_pos:
-            self._compute(
-                [samples[i] for i in missing_pos],
-                [hashes[i] for i in missing_pos],
-                dataset_factory,
-                extractor,
-                batch_size,
-                num_workers,
-                progress,
-            )
-        elif progress is not None:
+        missing_pos: list[int] = []
+        if any(h not in self.index for h in hashes):
+            with self._lock:
+                self.index = self._read_index()  # another process may have filled rows meanwhile
+                first = {h: i for i, h in enumerate(hashes) if h not in self.index}
+                missing_pos = sorted(first.values())
+                if missing_pos:
+                    self._compute(
+                        [samples[i] for i in missing_pos],
+                        [hashes[i] for i in missing_pos],
+                        dataset_factory,
+                        extractor,
+                        batch_size,
+                        num_workers,
+                        progress,
+                    )
+        if progress is not None and not missing_pos:
             progress(len(samples))
         rows: list[np.ndarray | None] = []
         for h in hashes:
@@ -132,7 +155,7 @@ class FeatureCache:
             done[positions.numpy()] = True
             if progress is not None:
                 progress(len(positions))
-        chunk_id = len(list(self.dir.glob("chunk-*.npy")))
+        chunk_id = self._next_chunk_id()  # under the lock: no other writer picks the same id
         if out is not None:
             tmp = self.dir / f"chunk-{chunk_id:05d}.tmp.npy"
             np.save(tmp, out)
@@ -140,6 +163,6 @@ class FeatureCache:
         for pos, h in enumerate(hashes):
             # Undecodable files are remembered as (-1, -1) so they are not retried every epoch.
             self.index[h] = [chunk_id, pos] if done[pos] else [-1, -1]
-        tmp_index = self._index_file.with_suffix(".tmp")
+        tmp_index = self._index_file.with_suffix(f".{os.getpid()}.tmp")
         tmp_index.write_text(json.dumps(self.index))
         os.replace(tmp_index, self._index_file)
