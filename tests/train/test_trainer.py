@@ -280,3 +280,41 @@ def test_tensorboard_logs_every_epoch_next_to_the_csv(
     assert all(0.0 <= v <= 1.0 for v in scalars["val_acc"])
     assert len(scalars["test_acc"]) == 1
     assert (out / "logs" / "stage0" / "metrics.csv").is_file()  # CSV stays the run's history
+
+
+_LIMITED = """
+import resource, sys
+limit = int(float(sys.argv[1]) * 2**30)
+resource.setrlimit(resource.RLIMIT_DATA, (limit, limit))
+from landscape.cli import main
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+def test_out_of_memory_batch_gives_one_line_and_the_run_can_be_retried(
+    run_cli, synth_small: Path, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    """A real allocation failure: the process may use 2.2 GiB of data, a batch of 64 needs more."""
+    script = tmp_path / "limited.py"
+    script.write_text(_LIMITED)
+    out = tmp_path / "run"
+    args = ["train", "--data", str(synth_small), "--backbone", "efficientnet_lite0",
+            "--weights", "none", "--policy", "all", "--epochs", "1", "--workers", "0",
+            "--no-progress", "--out", str(out)]  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, str(script), "2.2", *args, "--batch-size", "64"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr
+    error_lines = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert error_lines == ["error: out of memory with batch size 64 — try --batch-size 32."]
+    assert not (out / "bundle").exists()
+    # Nothing half-written blocks the retry with a smaller batch into the same directory.
+    res = run_cli(*args, "--batch-size", "8", "--max-per-class", "6")
+    assert res.code == 0, res.err
+    assert load_bundle(out / "bundle").classes == [
+        "coast", "desert", "forest", "glacier", "mountain"
+    ]  # fmt: skip
