@@ -54,7 +54,8 @@ def _print_summary(result: dict[str, Any]) -> None:
         b1, e1 = model["batch_1"], e2e["batch_1"]
         bulk = next(k for k in model if k != "batch_1")
         console.print(
-            f"latency on {latency['device_name']} ({latency['threads']} torch threads): "
+            f"latency on {latency['device_name']} ({latency['threads']} threads, "
+            f"{result['backend']} backend): "
             f"model {b1['p50_ms']:.2f} ms/img p50 "
             f"(p90 {b1['p90_ms']:.2f}, p99 {b1['p99_ms']:.2f}), "
             f"{model[bulk]['images_per_s']:.1f} img/s at {bulk.replace('_', ' ')}"
@@ -154,6 +155,9 @@ def evaluate(
     batch_size: int = typer.Option(32, "--batch-size", min=1, help="Images per batch."),
     runs: int = typer.Option(30, "--runs", min=1, help="Timed batch-1 calls per latency figure."),
     device: str = typer.Option("cpu", "--device", help="cpu | cuda | cuda:N."),
+    backend: str = typer.Option(
+        "torch", "--backend", help="torch | onnx (after `landscape export`)."
+    ),
     as_json: bool = typer.Option(
         False, "--json", help="Print metrics.json (+ file paths) as JSON."
     ),
@@ -197,6 +201,7 @@ def evaluate(
         batch_size=batch_size,
         latency_runs=runs,
         device=device,
+        backend=backend,
         progress=lambda description, total: progress_bar(description, total, enabled=not as_json),
     )
     if as_json:

@@ -174,6 +174,9 @@ def predict(
     batch_size: int = typer.Option(32, "--batch-size", help="Images per batch."),
     top: int = typer.Option(3, "--top", help="How many classes to show per image."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON array."),
+    backend: str = typer.Option(
+        "torch", "--backend", help="torch | onnx (after `landscape export`)."
+    ),
 ) -> None:
     """Classify images with a model bundle; prints label, confidence and top-k.
 
@@ -184,7 +187,7 @@ def predict(
     from landscape.inference.predictor import Predictor
 
     files = _collect_images(paths)
-    predictor = Predictor.from_bundle(bundle)
+    predictor = Predictor.from_bundle(bundle, backend=backend)
     rows: list[dict[str, Any]] = []
     good: list[tuple[Path, Any]] = []
     for file in files:

@@ -11,16 +11,15 @@ import datetime as _dt
 import math
 import os
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.hooks import RemovableHandle
 
 from landscape.data.datasets import SPLITS, DatasetIndex, Sample, load_dataset
 from landscape.errors import DatasetError, ImageDecodeError
@@ -122,24 +121,19 @@ def _score(
 ) -> _Scored:
     """Decode + preprocess in a thread pool one batch ahead while the model runs on the last.
 
-    ``features``: also keep the pooled backbone features, read by a hook on the head's input
-    during the very forward pass that gives the logits (no second pass over the images).
+    ``features``: also keep the pooled backbone features, from the very forward pass that
+    gives the logits (no second pass over the images).
     """
     kept: list[Sample] = []
     skipped: list[tuple[Path, str]] = []
     chunks: list[torch.Tensor] = []
     pooled: list[torch.Tensor] = []
 
-    def keep_features(_module: torch.nn.Module, args: tuple[torch.Tensor, ...]) -> None:
-        pooled.append(args[0].detach().float().cpu())
-
-    hook = predictor.model.head.register_forward_pre_hook(keep_features) if features else None
     batches = [samples[i : i + batch_size] for i in range(0, len(samples), batch_size)]
     workers = max(1, min(4, os.cpu_count() or 1))
     with (
         ThreadPoolExecutor(max_workers=workers) as pool,
         progress(description, len(samples)) as advance,
-        _removing(hook),
     ):
 
         def submit(batch: Sequence[Sample]) -> list[Future[torch.Tensor | str]]:
@@ -157,21 +151,15 @@ def _score(
                     kept.append(sample)
                     tensors.append(item)
             if tensors:
-                chunks.append(predictor.logits(torch.stack(tensors)))
+                logits, pooled_batch = predictor.logits_and_features(torch.stack(tensors))
+                chunks.append(logits)
+                if features:
+                    pooled.append(pooled_batch)
             advance(len(batch))
     n_classes = len(predictor.classes)
     logits = torch.cat(chunks) if chunks else torch.zeros((0, n_classes))
     feats = torch.cat(pooled) if features and pooled else None
     return _Scored(kept, logits, skipped, feats)
-
-
-@contextmanager
-def _removing(handle: RemovableHandle | None) -> Iterator[None]:
-    try:
-        yield
-    finally:
-        if handle is not None:
-            handle.remove()
 
 
 def _resolve_ood(ood: str | Path) -> int | list[Path]:
@@ -282,6 +270,7 @@ def evaluate_bundle(
     latency: bool = True,
     calibrate: bool = False,
     device: str = "cpu",
+    backend: str = "torch",
     batch_size: int = 32,
     latency_runs: int = 30,
     latency_batches: int = 3,
@@ -316,7 +305,7 @@ def evaluate_bundle(
     """
     bundle, data, out = Path(bundle), Path(data), Path(out)
     progress = progress or _no_progress
-    predictor = Predictor.from_bundle(bundle, device=device)
+    predictor = Predictor.from_bundle(bundle, backend=backend, device=device)
     classes = list(predictor.classes)
     # One class is enough to evaluate (a subset of the bundle's classes is fine).
     index = load_dataset(data, min_classes=1)
@@ -460,6 +449,7 @@ def evaluate_bundle(
 
     result: dict[str, Any] = {
         "model_id": predictor.model_id,
+        "backend": predictor.backend_name,
         "bundle": str(bundle),
         "data": str(data),
         "split": split_name,

@@ -3,6 +3,11 @@
 Preprocessing comes only from the bundle (:func:`landscape.data.transforms.eval_transform`), so a
 prediction here is exactly what training validated. Temperature scaling and the open-set
 "unknown" threshold stored in the bundle are applied to every prediction.
+
+Two backends run the network: ``torch`` (the bundle's tensors, channels_last) and ``onnx`` (the
+``model.onnx`` that ``landscape export`` stored in the bundle, on ONNX Runtime: several times
+faster on a CPU, see ``benchmarks/bench_onnx.py``). Both return the same logits and features
+for the same preprocessed batch; everything around them is shared.
 """
 
 from __future__ import annotations
@@ -11,7 +16,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -20,9 +25,10 @@ from PIL import Image
 from landscape.data.io import open_image
 from landscape.data.transforms import eval_transform
 from landscape.errors import UserError
-from landscape.models.bundle import Bundle, build_model, load_bundle
+from landscape.models.bundle import Bundle, build_model, load_bundle, read_bundle_member
+from landscape.models.net import LandscapeNet
 
-__all__ = ["Prediction", "Predictor"]
+__all__ = ["BACKENDS", "Prediction", "Predictor"]
 
 ImageInput = Image.Image | Path | str | bytes | np.ndarray
 
@@ -58,46 +64,127 @@ def _batches(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
         yield items[start : start + size]
 
 
-class Predictor:
-    """Classify images with a bundle on the ``torch`` backend (ONNX arrives with export)."""
+class _Backend(Protocol):
+    def run(self, batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Logits and pooled features of a preprocessed batch."""
+        ...
 
-    def __init__(self, bundle: Bundle, *, device: str = "cpu", channels_last: bool = True) -> None:
-        self.bundle = bundle
-        self.classes = bundle.classes
-        self.model_id = bundle.model_id
-        self.device = torch.device(device)
-        self.model = build_model(bundle).to(self.device)
+
+class _TorchBackend:
+    def __init__(self, model: LandscapeNet, device: torch.device, channels_last: bool) -> None:
+        self.model = model.to(device)
         if channels_last:
             # ~2x faster convolutions on CPU (measured in benchmarks/).
             self.model = self.model.to(memory_format=torch.channels_last)
+        self.device = device
         self.channels_last = channels_last
+
+    @torch.inference_mode()
+    def run(self, batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = batch.to(self.device)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        features = self.model.features(x)
+        logits = self.model.head(features)
+        return logits.float().cpu(), features.float().cpu()
+
+
+class _OnnxBackend:
+    def __init__(self, bundle: Bundle) -> None:
+        from .export import ONNX_MEMBER, onnx_session
+
+        fix = f"run `landscape export {bundle.path}` first, or use --backend torch"
+        data = read_bundle_member(bundle, ONNX_MEMBER, fix=fix)
+        exported_from = (bundle.meta.get("onnx") or {}).get("exported_from")
+        if exported_from != bundle.model_id:
+            raise UserError(
+                f"its {ONNX_MEMBER} was exported from {exported_from}, not from these tensors "
+                f"({bundle.model_id})",
+                path=bundle.path,
+                fix=fix,
+            )
+        try:
+            self.session = onnx_session(data)
+        except ImportError as exc:
+            raise UserError(
+                "the onnx backend needs onnxruntime", fix="pip install 'landscape[onnx]'"
+            ) from exc
+
+    def run(self, batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        logits, features = self.session.run(None, {"image": batch.float().numpy()})
+        return torch.from_numpy(logits), torch.from_numpy(features)
+
+
+#: backend names accepted by :meth:`Predictor.from_bundle` (and ``--backend``)
+BACKENDS: tuple[str, ...] = ("torch", "onnx")
+
+
+class Predictor:
+    """Classify images with a bundle on the ``torch`` or ``onnx`` backend."""
+
+    def __init__(
+        self,
+        bundle: Bundle,
+        *,
+        backend: str = "torch",
+        device: str = "cpu",
+        channels_last: bool = True,
+    ) -> None:
+        if backend not in BACKENDS:
+            raise UserError(
+                f"unknown backend {backend!r}", fix=f"use one of: {', '.join(BACKENDS)}"
+            )
+        if backend == "onnx" and device != "cpu":
+            raise UserError("the onnx backend runs on the CPU", fix="use --backend torch on a GPU")
+        self.bundle = bundle
+        self.classes = bundle.classes
+        self.model_id = bundle.model_id
+        self.backend_name = backend
+        self.device = torch.device(device)
+        self.channels_last = channels_last
+        self._model: LandscapeNet | None = None
+        self._backend: _Backend = (
+            _TorchBackend(self.model, self.device, channels_last)
+            if backend == "torch"
+            else _OnnxBackend(bundle)
+        )
         self.transform = eval_transform(bundle.preprocessing)
         self.temperature = bundle.temperature
         self.unknown_threshold = bundle.unknown_threshold
         self._lock = threading.Lock()
+
+    @property
+    def model(self) -> LandscapeNet:
+        """The bundle's torch network (built on first use with the onnx backend: Grad-CAM and
+        parameter counts need it, plain predictions do not)."""
+        if self._model is None:
+            self._model = build_model(self.bundle).to(self.device)
+        return self._model
 
     @classmethod
     def from_bundle(
         cls, path: Path | str, *, backend: str = "torch", device: str = "cpu"
     ) -> Predictor:
         """Load a bundle (directory or ``.landscape``) for inference."""
-        if backend != "torch":
-            raise UserError(f"backend {backend!r} is not available yet", fix="use --backend torch")
-        return cls(load_bundle(path), device=device)
+        if backend not in BACKENDS:  # before reading a possibly large bundle
+            raise UserError(
+                f"unknown backend {backend!r}", fix=f"use one of: {', '.join(BACKENDS)}"
+            )
+        return cls(load_bundle(path), backend=backend, device=device)
 
     def preprocess(self, image: ImageInput) -> torch.Tensor:
         """One image → normalised ``[3, H, W]`` tensor (decode errors name the file)."""
         tensor: torch.Tensor = self.transform(open_image(image))
         return tensor
 
-    @torch.inference_mode()
+    def logits_and_features(self, batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Raw logits (temperature not applied) and pooled features of a preprocessed batch."""
+        with self._lock:  # one forward at a time: both backends already use every core
+            return self._backend.run(batch)
+
     def logits(self, batch: torch.Tensor) -> torch.Tensor:
         """Raw logits for a preprocessed batch (temperature not applied)."""
-        x = batch.to(self.device)
-        if self.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        with self._lock:  # one forward at a time: torch CPU ops already use every core
-            return self.model(x).float().cpu()
+        return self.logits_and_features(batch)[0]
 
     def predict(self, images: Sequence[ImageInput], batch_size: int = 32) -> list[Prediction]:
         """Predict every image, in order, in batches of ``batch_size``."""

@@ -34,6 +34,7 @@ __all__ = [
     "Bundle",
     "build_model",
     "load_bundle",
+    "read_bundle_member",
     "save_bundle",
     "update_bundle_meta",
 ]
@@ -238,20 +239,73 @@ def build_model(bundle: Bundle) -> LandscapeNet:
     return net.eval()
 
 
-def update_bundle_meta(path: Path, **changes: Any) -> dict[str, Any]:
-    """Update fields of ``bundle.json`` in place (e.g. temperature, metrics); returns the meta."""
+def _member(path: Path, name: str) -> bytes | None:
+    """One file of a bundle (directory or zip), or None when it has no such file."""
+    if path.is_dir():
+        return (path / name).read_bytes() if (path / name).is_file() else None
+    with zipfile.ZipFile(path) as zf:
+        return zf.read(name) if name in zf.namelist() else None
+
+
+def _replace_members(path: Path, changes: dict[str, bytes]) -> None:
+    """Write ``changes`` into the bundle, ``bundle.json`` last, each file atomically.
+
+    A directory gets each file through a temp file and a rename (the metadata last, so a crash
+    leaves the old metadata, which does not list a new member); a zip is rebuilt beside the
+    original with every other member kept, then renamed over it.
+    """
+    if path.is_dir():
+        for name in sorted(changes, key=lambda n: n == _META):
+            tmp = path / (name + ".tmp")
+            tmp.write_bytes(changes[name])
+            tmp.replace(path / name)
+        return
+    staged = path.with_suffix(".tmp")
+    with zipfile.ZipFile(path) as old, zipfile.ZipFile(staged, "w", zipfile.ZIP_STORED) as zf:
+        for name in old.namelist():
+            if name not in changes:
+                zf.writestr(name, old.read(name))
+        for name, data in changes.items():
+            zf.writestr(name, data)
+    staged.replace(path)
+
+
+def update_bundle_meta(
+    path: Path, *, members: dict[str, bytes] | None = None, **changes: Any
+) -> dict[str, Any]:
+    """Update fields of ``bundle.json`` in place (e.g. temperature, metrics); returns the meta.
+
+    ``members``: extra files to add or replace (e.g. ``model.onnx``); their sha256 is recorded
+    under ``files`` so :func:`read_bundle_member` can verify them.
+    """
     path = Path(path)
     bundle = load_bundle(path)
     meta = {**bundle.meta, **changes}
+    if members:
+        files = dict(meta.get("files") or {})
+        files.update({name: hashlib.sha256(data).hexdigest() for name, data in members.items()})
+        meta["files"] = files
     text = json.dumps(meta, indent=2, default=str) + "\n"
-    if path.is_dir():
-        tmp = path / (_META + ".tmp")
-        tmp.write_text(text)
-        tmp.replace(path / _META)
-    else:
-        staged = path.with_suffix(".tmp")
-        with zipfile.ZipFile(staged, "w", zipfile.ZIP_STORED) as zf:
-            zf.writestr(_META, text)
-            zf.writestr(_TENSORS, _read_members(path)[1])
-        staged.replace(path)
+    _replace_members(path, {**(members or {}), _META: text.encode()})
     return meta
+
+
+def read_bundle_member(bundle: Bundle, name: str, *, fix: str) -> bytes:
+    """An extra file of a loaded bundle (e.g. ``model.onnx``), verified against ``bundle.json``.
+
+    ``fix`` says how to create it when the bundle has none.
+    """
+    expected = (bundle.meta.get("files") or {}).get(name)
+    if expected is None:
+        raise BundleError(f"the bundle has no {name}", path=bundle.path, fix=fix)
+    try:
+        data = _member(bundle.path, name)
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise BundleError(f"cannot read {name} ({exc})", path=bundle.path, fix=fix) from exc
+    if data is None or hashlib.sha256(data).hexdigest() != expected:
+        raise BundleError(
+            f"{name} is missing or fails its checksum (truncated or tampered)",
+            path=bundle.path,
+            fix=fix,
+        )
+    return data
