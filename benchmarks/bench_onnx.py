@@ -26,23 +26,15 @@ INTEL = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "intel-sam
 
 
 def _bundle(name: str, out: Path) -> Path:
-    from landscape.data.transforms import Preprocessing
     from landscape.models.heads import HeadSpec
     from landscape.models.net import create_model
     from landscape.models.registry import get_backbone_info
-    from landscape.models.weights import normalization_for
+    from landscape.models.weights import pretrained_preprocessing
 
     info = get_backbone_info(name)
     weights = "packaged" if "packaged" in info.weight_sources else "none"
     net, record = create_model(name, 6, weights=weights, head=HeadSpec())
-    mean, std = normalization_for(info, record)
-    pre = Preprocessing(
-        input_size=info.input_size,
-        resize_size=info.resize_size,
-        interpolation=info.interpolation,  # type: ignore[arg-type]
-        mean=mean,
-        std=std,
-    )
+    pre = pretrained_preprocessing(info, record)
     from landscape.models.bundle import save_bundle
 
     return save_bundle(

@@ -11,14 +11,13 @@ import numpy as np
 import pytest
 import torch
 
-from landscape.data.transforms import Preprocessing
 from landscape.errors import BundleError, UserError
 from landscape.inference import Predictor
 from landscape.inference.export import ONNX_MEMBER, export_onnx
 from landscape.models.bundle import load_bundle, save_bundle
 from landscape.models.heads import HeadSpec
 from landscape.models.net import create_model
-from landscape.models.weights import normalization_for
+from landscape.models.weights import pretrained_preprocessing
 
 
 @pytest.fixture(scope="module")
@@ -70,14 +69,7 @@ def test_real_photos_parity_for_packaged_efficientnet_lite0(
     """The offline default backbone (TF 'SAME' padding) exports faithfully, on real photos."""
     net, record = create_model("efficientnet_lite0", 6, weights="packaged", head=HeadSpec())
     info = net.info
-    mean, std = normalization_for(info, record)
-    pre = Preprocessing(
-        input_size=info.input_size,
-        resize_size=info.resize_size,
-        interpolation=info.interpolation,  # type: ignore[arg-type]
-        mean=mean,
-        std=std,
-    )
+    pre = pretrained_preprocessing(info, record)
     bundle = save_bundle(
         tmp_path / "lite0.landscape",
         net,

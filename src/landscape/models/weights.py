@@ -29,6 +29,8 @@ if TYPE_CHECKING:
     import torch
     from torch import nn
 
+    from landscape.data.transforms import Preprocessing
+
 __all__ = [
     "PACKAGED_WEIGHTS",
     "WeightsRecord",
@@ -36,6 +38,7 @@ __all__ = [
     "load_state_dict_file",
     "load_weights_into",
     "normalization_for",
+    "pretrained_preprocessing",
     "resolve_weights",
     "sha256_of",
 ]
@@ -269,3 +272,17 @@ def normalization_for(
     if record.source == "hub" and info.hub_mean is not None and info.hub_std is not None:
         return info.hub_mean, info.hub_std
     return info.mean, info.std
+
+
+def pretrained_preprocessing(info: BackboneInfo, record: WeightsRecord) -> Preprocessing:
+    """The eval input pipeline of ``info`` with the mean/std its weights were trained with."""
+    from landscape.data.transforms import Preprocessing
+
+    mean, std = normalization_for(info, record)
+    return Preprocessing(
+        input_size=info.input_size,
+        resize_size=info.resize_size,
+        interpolation=info.interpolation,
+        mean=mean,
+        std=std,
+    )

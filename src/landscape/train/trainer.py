@@ -35,7 +35,7 @@ from landscape.models.bundle import save_bundle
 from landscape.models.freezing import parse_policy
 from landscape.models.net import LandscapeNet, create_model
 from landscape.models.registry import get_backbone_info
-from landscape.models.weights import WeightsRecord, normalization_for
+from landscape.models.weights import WeightsRecord, pretrained_preprocessing
 
 from .feature_cache import FeatureCache, collate_skip_none
 from .module import ClassifierModule
@@ -157,18 +157,11 @@ def _prepare_data(cfg: TrainConfig, run_dir: Path) -> tuple[DatasetIndex, dict[s
 def _preprocessing(
     net: LandscapeNet, record: WeightsRecord, cfg: TrainConfig, train: list[Sample]
 ) -> Preprocessing:
-    info = net.info
-    mean, std = normalization_for(info, record)
+    pre = pretrained_preprocessing(net.info, record)
     if cfg.normalize == "dataset":
         m, s, _ = channel_stats([x.path for x in train])
-        mean, std = (m[0], m[1], m[2]), (s[0], s[1], s[2])
-    return Preprocessing(
-        input_size=info.input_size,
-        resize_size=info.resize_size,
-        interpolation=info.interpolation,
-        mean=mean,
-        std=std,
-    )
+        pre = pre.model_copy(update={"mean": (m[0], m[1], m[2]), "std": (s[0], s[1], s[2])})
+    return pre
 
 
 def _class_weights(train: list[Sample], classes: list[str]) -> torch.Tensor:
