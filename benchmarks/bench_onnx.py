@@ -6,7 +6,7 @@ backends on the same preprocessed batches, rounds interleaved (torch, onnx, torc
 machine noise hits both alike: batch 1 (ms/image, p50) and batch 32 (images/s). The end-to-end
 column is ``Predictor.predict`` on 32 JPEG bytes (decode + preprocess + model).
 
-    python benchmarks/bench_onnx.py [--backbones efficientnet_lite0,mobilenet_v2] [--rounds 5]
+    python benchmarks/bench_onnx.py [--backbones efficientnet_lite0,mobilenet_v2] [--rounds 5] [--int8]
 """
 
 from __future__ import annotations
@@ -65,9 +65,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--backbones", default="efficientnet_lite0,mobilenet_v2,resnet18")
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument(
+        "--int8", action="store_true", help="also time the int8 graph (calibrated on the photos)"
+    )
     args = parser.parse_args()
     from landscape.inference import Predictor
     from landscape.inference.export import export_onnx
+    from landscape.inference.quantize import quantize_onnx
 
     torch.set_num_threads(min(os.cpu_count() or 1, 4))
     jpegs = _jpegs(32)
@@ -81,7 +85,12 @@ def main() -> None:
         for name in args.backbones.split(","):
             path = _bundle(name, Path(tmp))
             export_onnx(path)
-            predictors = {b: Predictor.from_bundle(path, backend=b) for b in ("torch", "onnx")}
+            backends = ["torch", "onnx"]
+            if args.int8:
+                # Speed only: the head here is untrained, so agreement with fp32 means little.
+                quantize_onnx(path, jpegs, min_agreement=0.0)
+                backends.append("onnx-int8")
+            predictors = {b: Predictor.from_bundle(path, backend=b) for b in backends}
             batch = torch.stack([predictors["torch"].preprocess(j) for j in jpegs])
             single = batch[:1]
             b1: dict[str, list[float]] = {b: [] for b in predictors}
@@ -104,9 +113,11 @@ def main() -> None:
                 )
                 ms, ips, eps = rows[backend]
                 print(f"{name:20s} {backend:8s} {ms:10.2f} {ips:10.1f} {eps:10.1f}", flush=True)
-            t, o = rows["torch"], rows["onnx"]
-            print(f"{'':20s} {'onnx/torch':8s} {t[0] / o[0]:9.2f}x {o[1] / t[1]:9.2f}x "
-                  f"{o[2] / t[2]:9.2f}x  (speed-up)", flush=True)  # fmt: skip
+            t = rows["torch"]
+            for backend in backends[1:]:
+                o = rows[backend]
+                print(f"{'':20s} {backend + '/torch':8s} {t[0] / o[0]:9.2f}x {o[1] / t[1]:9.2f}x "
+                      f"{o[2] / t[2]:9.2f}x  (speed-up)", flush=True)  # fmt: skip
 
 
 if __name__ == "__main__":

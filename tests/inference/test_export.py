@@ -155,3 +155,45 @@ def test_cli_export_then_predict_and_evaluate_on_onnx(
         assert metrics["backend"] == backend
         accuracy[backend] = metrics["accuracy"]
     assert accuracy["onnx"] == accuracy["torch"]
+
+
+def test_int8_is_stored_only_when_it_agrees_with_fp32(
+    exported: Path, synth_small: Path, tmp_path: Path
+) -> None:
+    from landscape.inference.quantize import INT8_MEMBER, quantize_onnx
+
+    bundle = tmp_path / "bundle"
+    shutil.copytree(exported, bundle)
+    images = sorted(synth_small.glob("*/*.jpg"))[::2]  # 40: 20 calibrate, 20 check
+    with pytest.raises(BundleError, match=r"int8 agrees with fp32 on .* nothing was written"):
+        quantize_onnx(bundle, images, min_agreement=1.01)
+    assert not (bundle / INT8_MEMBER).exists() and "onnx_int8" not in load_bundle(bundle).meta
+    with pytest.raises(UserError, match="at least 8 images"):
+        quantize_onnx(bundle, images[:3])
+    result = quantize_onnx(bundle, images, min_agreement=0.0)
+    assert (result.calibrated_on, result.checked_on) == (20, 20)
+    assert result.onnx_bytes < result.fp32_bytes / 2  # int8 weights
+    meta = load_bundle(bundle).meta["onnx_int8"]
+    assert meta["agreement_with_fp32"] == result.agreement
+    # The int8 backend is a working classifier close to fp32, not merely a loadable file.
+    held_out = images[1::2]
+    int8 = Predictor.from_bundle(bundle, backend="onnx-int8").predict(held_out)
+    fp32 = Predictor.from_bundle(bundle, backend="onnx").predict(held_out)
+    agree = np.mean([a.label == b.label for a, b in zip(int8, fp32, strict=True)])
+    assert agree == pytest.approx(result.agreement)
+    assert agree >= 0.8, agree
+
+
+def test_int8_needs_the_fp32_export_and_images(
+    run_cli, tiny_run: Path, synth_small: Path, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    from landscape.inference.quantize import quantize_onnx
+
+    bundle = tmp_path / "bundle"
+    shutil.copytree(tiny_run / "bundle", bundle)
+    with pytest.raises(BundleError, match=r"has no model\.onnx"):
+        quantize_onnx(bundle, sorted(synth_small.glob("*/*.jpg"))[:10])
+    res = run_cli("export", bundle, "--int8")
+    assert res.code == 1 and "--int8 needs images to calibrate on" in res.err
+    res = run_cli("predict", bundle, synth_small / "forest", "--backend", "onnx-int8")
+    assert res.code == 1 and "--int8 --data IMAGES" in res.err

@@ -156,7 +156,7 @@ def evaluate(
     runs: int = typer.Option(30, "--runs", min=1, help="Timed batch-1 calls per latency figure."),
     device: str = typer.Option("cpu", "--device", help="cpu | cuda | cuda:N."),
     backend: str = typer.Option(
-        "torch", "--backend", help="torch | onnx (after `landscape export`)."
+        "torch", "--backend", help="torch | onnx | onnx-int8 (after `landscape export`)."
     ),
     as_json: bool = typer.Option(
         False, "--json", help="Print metrics.json (+ file paths) as JSON."

@@ -17,9 +17,18 @@ def export(
         help="Images (a folder or files' dataset) for the parity check; default: seeded noise.",
     ),
     check_images: int = typer.Option(
-        8, "--check-images", min=1, help="How many images of --data to check on."
+        8,
+        "--check-images",
+        min=1,
+        help="How many images of --data to check on (--int8: at least 64, half calibrate).",
     ),
     atol: float = typer.Option(1e-3, "--atol", help="Largest accepted logit difference."),
+    int8: bool = typer.Option(
+        False, "--int8", help="Also quantise to int8 on --data images (backend onnx-int8)."
+    ),
+    min_agreement: float = typer.Option(
+        0.97, "--min-agreement", help="int8: least top-1 agreement with fp32 on held-out images."
+    ),
     out: Path = typer.Option(
         None, "--out", "-o", help="Also write the .onnx file here (self-describing metadata)."
     ),
@@ -35,20 +44,27 @@ def export(
     Examples:
     `landscape export runs/demo/bundle`
     `landscape export runs/demo/bundle --data demo-data --out model.onnx --json`
+    `landscape export runs/demo/bundle --data demo-data --int8 --check-images 64`
     """
+    from landscape.errors import UserError
     from landscape.inference.export import export_onnx
+    from landscape.inference.quantize import quantize_onnx
 
+    if int8 and data is None:
+        raise UserError("--int8 needs images to calibrate on", fix="add --data DIR")
     images: list[Path] = []
     if data is not None:
         from landscape.data.datasets import load_dataset
 
         index = load_dataset(data, min_classes=1)
         # Spread the check over the classes: every k-th file of the sorted index.
-        step = max(1, len(index.samples) // check_images)
-        images = [s.path for s in index.samples[::step][:check_images]]
+        wanted = max(check_images, 64) if int8 else check_images
+        step = max(1, len(index.samples) // wanted)
+        images = [s.path for s in index.samples[::step][:wanted]]
     result = export_onnx(bundle, images=images, atol=atol, copy_to=out)
+    quantized = quantize_onnx(bundle, images, min_agreement=min_agreement) if int8 else None
     if as_json:
-        print_json(result.to_dict())
+        print_json({**result.to_dict(), "int8": quantized.to_dict() if quantized else None})
         return
     console.print(
         f"[green]exported[/] model.onnx into {result.bundle} ({result.onnx_bytes / 2**20:.1f} MiB, "
@@ -57,4 +73,11 @@ def export(
     )
     if result.copy is not None:
         console.print(f"  copy: {result.copy}")
-    console.print(f"  use it: landscape predict {result.bundle} IMAGES --backend onnx")
+    if quantized is not None:
+        console.print(
+            f"[green]int8[/] model.int8.onnx ({quantized.onnx_bytes / 2**20:.1f} MiB): top-1 "
+            f"agreement with fp32 {quantized.agreement:.1%} on {quantized.checked_on} held-out "
+            f"images (calibrated on {quantized.calibrated_on})"
+        )
+    backend = "onnx-int8" if quantized is not None else "onnx"
+    console.print(f"  use it: landscape predict {result.bundle} IMAGES --backend {backend}")

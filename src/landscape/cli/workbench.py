@@ -175,7 +175,7 @@ def predict(
     top: int = typer.Option(3, "--top", help="How many classes to show per image."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON array."),
     backend: str = typer.Option(
-        "torch", "--backend", help="torch | onnx (after `landscape export`)."
+        "torch", "--backend", help="torch | onnx | onnx-int8 (after `landscape export`)."
     ),
 ) -> None:
     """Classify images with a model bundle; prints label, confidence and top-k.

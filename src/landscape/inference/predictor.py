@@ -6,8 +6,9 @@ prediction here is exactly what training validated. Temperature scaling and the 
 
 Two backends run the network: ``torch`` (the bundle's tensors, channels_last) and ``onnx`` (the
 ``model.onnx`` that ``landscape export`` stored in the bundle, on ONNX Runtime: several times
-faster on a CPU, see ``benchmarks/bench_onnx.py``). Both return the same logits and features
-for the same preprocessed batch; everything around them is shared.
+faster on a CPU, see ``benchmarks/bench_onnx.py``), or its optional int8 version
+(``onnx-int8``, :mod:`.quantize`). All return logits and features for the same preprocessed
+batch; everything around them is shared.
 """
 
 from __future__ import annotations
@@ -90,15 +91,18 @@ class _TorchBackend:
 
 
 class _OnnxBackend:
-    def __init__(self, bundle: Bundle) -> None:
+    def __init__(self, bundle: Bundle, *, int8: bool = False) -> None:
         from .export import ONNX_MEMBER, onnx_session
+        from .quantize import INT8_MEMBER
 
-        fix = f"run `landscape export {bundle.path}` first, or use --backend torch"
-        data = read_bundle_member(bundle, ONNX_MEMBER, fix=fix)
-        exported_from = (bundle.meta.get("onnx") or {}).get("exported_from")
+        member, key = (INT8_MEMBER, "onnx_int8") if int8 else (ONNX_MEMBER, "onnx")
+        how = f"landscape export {bundle.path}" + (" --int8 --data IMAGES" if int8 else "")
+        fix = f"run `{how}` first, or use --backend torch"
+        data = read_bundle_member(bundle, member, fix=fix)
+        exported_from = (bundle.meta.get(key) or {}).get("exported_from")
         if exported_from != bundle.model_id:
             raise UserError(
-                f"its {ONNX_MEMBER} was exported from {exported_from}, not from these tensors "
+                f"its {member} was exported from {exported_from}, not from these tensors "
                 f"({bundle.model_id})",
                 path=bundle.path,
                 fix=fix,
@@ -116,11 +120,11 @@ class _OnnxBackend:
 
 
 #: backend names accepted by :meth:`Predictor.from_bundle` (and ``--backend``)
-BACKENDS: tuple[str, ...] = ("torch", "onnx")
+BACKENDS: tuple[str, ...] = ("torch", "onnx", "onnx-int8")
 
 
 class Predictor:
-    """Classify images with a bundle on the ``torch`` or ``onnx`` backend."""
+    """Classify images with a bundle on the ``torch``, ``onnx`` or ``onnx-int8`` backend."""
 
     def __init__(
         self,
@@ -134,7 +138,7 @@ class Predictor:
             raise UserError(
                 f"unknown backend {backend!r}", fix=f"use one of: {', '.join(BACKENDS)}"
             )
-        if backend == "onnx" and device != "cpu":
+        if backend != "torch" and device != "cpu":
             raise UserError("the onnx backend runs on the CPU", fix="use --backend torch on a GPU")
         self.bundle = bundle
         self.classes = bundle.classes
@@ -146,7 +150,7 @@ class Predictor:
         self._backend: _Backend = (
             _TorchBackend(self.model, self.device, channels_last)
             if backend == "torch"
-            else _OnnxBackend(bundle)
+            else _OnnxBackend(bundle, int8=backend == "onnx-int8")
         )
         self.transform = eval_transform(bundle.preprocessing)
         self.temperature = bundle.temperature
