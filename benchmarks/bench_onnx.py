@@ -6,7 +6,7 @@ backends on the same preprocessed batches, rounds interleaved (torch, onnx, torc
 machine noise hits both alike: batch 1 (ms/image, p50) and batch 32 (images/s). The end-to-end
 column is ``Predictor.predict`` on 32 JPEG bytes (decode + preprocess + model).
 
-    python benchmarks/bench_onnx.py [--backbones efficientnet_lite0,mobilenet_v2] [--rounds 5] [--int8]
+    python benchmarks/bench_onnx.py [--backbones a,b] [--rounds 5] [--int8]
 """
 
 from __future__ import annotations
