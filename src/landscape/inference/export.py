@@ -6,9 +6,9 @@ any N) and returns ``logits`` and the pooled ``features`` the head reads, so the
 Preprocessing stays in Python and comes from the same ``bundle.json`` for both backends, so an
 exported model cannot be fed differently from the one training validated. Temperature and the
 "unknown" threshold are applied to the logits in Python too, so calibrating later does not
-invalidate an export. The ``.onnx`` file is
-stored inside the bundle (``model.onnx``, its sha256 in ``bundle.json``), and also carries the
-classes and preprocessing as ONNX metadata so a copy used outside landscape is self-describing.
+invalidate an export. The ``.onnx`` file is stored inside the bundle (``model.onnx``, its sha256
+in ``bundle.json``), and also carries the classes and preprocessing as ONNX metadata so a copy
+used outside landscape is self-describing.
 
 Before anything is written, the export is run by ONNX Runtime on real images (or, without any,
 on seeded noise) at a batch size different from the traced one, and compared with torch.
@@ -17,6 +17,7 @@ on seeded noise) at a batch size different from the traced one, and compared wit
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import json
 import tempfile
@@ -159,8 +160,6 @@ def export_onnx(
     difference of any logit; the pooled features may differ by ``atol`` relative to their
     scale. ``copy_to``: also write the ``.onnx`` file there. On any mismatch nothing is written.
     """
-    import hashlib
-
     start = time.perf_counter()
     bundle = load_bundle(bundle_path)
     module = _LogitsAndFeatures(build_model(bundle)).eval()

@@ -123,6 +123,11 @@ class _OnnxBackend:
 BACKENDS: tuple[str, ...] = ("torch", "onnx", "onnx-int8")
 
 
+def _require_backend(name: str) -> None:
+    if name not in BACKENDS:
+        raise UserError(f"unknown backend {name!r}", fix=f"use one of: {', '.join(BACKENDS)}")
+
+
 class Predictor:
     """Classify images with a bundle on the ``torch``, ``onnx`` or ``onnx-int8`` backend."""
 
@@ -134,10 +139,7 @@ class Predictor:
         device: str = "cpu",
         channels_last: bool = True,
     ) -> None:
-        if backend not in BACKENDS:
-            raise UserError(
-                f"unknown backend {backend!r}", fix=f"use one of: {', '.join(BACKENDS)}"
-            )
+        _require_backend(backend)
         if backend != "torch" and device != "cpu":
             raise UserError("the onnx backend runs on the CPU", fix="use --backend torch on a GPU")
         self.bundle = bundle
@@ -170,10 +172,7 @@ class Predictor:
         cls, path: Path | str, *, backend: str = "torch", device: str = "cpu"
     ) -> Predictor:
         """Load a bundle (directory or ``.landscape``) for inference."""
-        if backend not in BACKENDS:  # before reading a possibly large bundle
-            raise UserError(
-                f"unknown backend {backend!r}", fix=f"use one of: {', '.join(BACKENDS)}"
-            )
+        _require_backend(backend)  # before reading a possibly large bundle
         return cls(load_bundle(path), backend=backend, device=device)
 
     def preprocess(self, image: ImageInput) -> torch.Tensor:
