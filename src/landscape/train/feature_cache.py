@@ -114,8 +114,8 @@ class FeatureCache:
                         num_workers,
                         progress,
                     )
-        if progress is not None and not missing_pos:
-            progress(len(samples))
+        if progress is not None:  # the rows that were already cached (or duplicates)
+            progress(len(samples) - len(missing_pos))
         rows: list[np.ndarray | None] = []
         for h in hashes:
             chunk, row = self.index[h]
