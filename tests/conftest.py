@@ -185,3 +185,15 @@ def copy_tree(src: Path, dst: Path) -> Path:
     """Copy a read-only dataset to a writable place."""
     shutil.copytree(src, dst)
     return dst
+
+
+@pytest.fixture
+def one_torch_thread() -> Iterator[None]:
+    """One torch intra-op thread for the test: tiny matmuls on a busy 2-core machine otherwise
+    spin-wait on each other (10 s instead of 0.4 s for the lr-find toy MLP)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -14,15 +14,8 @@ from tests.conftest import CliResult
 Run = Callable[..., CliResult]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    # The test machine is shared: one torch thread per process avoids oversubscription.
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# Small models on a shared 2-core machine: one torch thread avoids oversubscription.
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _study_file(tmp_path: Path, **over: object) -> Path:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,16 +13,8 @@ from landscape.config import TrainConfig, load_train_config
 from landscape.errors import ConfigError
 from landscape.evaluation.tune import apply_params, default_params, pruning_callback, tune
 
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    # The test machine is shared: one torch thread per process avoids oversubscription.
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# Small models on a shared 2-core machine: one torch thread avoids oversubscription.
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _base(data: Path, **over: Any) -> TrainConfig:

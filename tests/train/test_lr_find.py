@@ -19,15 +19,8 @@ from landscape.errors import ConfigError
 from landscape.train.lr_find import lr_find, range_test, suggest_lrs
 from landscape.train.optim import build_optimizer
 
-
-@pytest.fixture(autouse=True)
-def _one_thread() -> Iterator[None]:
-    # The toy MLP's matmuls are tiny: with 2 intra-op threads on a busy 2-core machine they
-    # spin-wait on each other and the test takes 10 s instead of 0.4 s.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# Small models on a shared 2-core machine: one torch thread avoids oversubscription.
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _blobs(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
