@@ -16,10 +16,10 @@ from PIL import Image
 from landscape.cli import main
 from landscape.data.synth import SynthSpec, generate_dataset
 from landscape.evaluation import evaluate_bundle
+from landscape.evaluation.report import MistakeRow, render_html, write_report
 from landscape.models.bundle import load_bundle
 
 CLASSES = ("coast", "forest", "glacier")
-INTEL = Path(__file__).resolve().parents[2] / ".." / "shared" / "datasets" / "intel-sample"
 REQUIRED_KEYS = {"accuracy", "macro_f1", "per_class", "confusion_matrix", "ece"}
 FILES = (
     "report.html",
@@ -247,14 +247,13 @@ def test_unknown_split_is_a_usage_error(
     assert code == 2
 
 
-@pytest.mark.skipif(not INTEL.is_dir(), reason=f"real photos not found at {INTEL}")
 def test_real_photos_with_other_classes_are_refused(
-    trained: Trained, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    trained: Trained, tmp_path: Path, capsys: pytest.CaptureFixture[str], intel_dir: Path
 ) -> None:
     data = tmp_path / "intel"
     for cls in ("forest", "sea"):
         (data / cls).mkdir(parents=True)
-        for photo in sorted((INTEL / cls).glob("*.jpg"))[:3]:
+        for photo in sorted((intel_dir / cls).glob("*.jpg"))[:3]:
             shutil.copy(photo, data / cls / photo.name)
     code, err = _fail(
         capsys,
@@ -311,3 +310,71 @@ def test_open_set_and_explain_options(
     for bad in ("noise:0", str(tmp_path / "missing")):
         code, err = _fail(capsys, [*base, "--ood", bad, "--out", str(tmp_path / "e3")])
         assert code == 1 and "--ood" in err and len(err.strip().splitlines()) == 1
+
+
+def _report_metrics(classes: list[str]) -> dict[str, Any]:
+    """The smallest metrics dict a report needs: 2 images, one of them misclassified."""
+    per_class = {c: {"precision": 0.5, "recall": 0.5, "f1": 0.5, "support": 1} for c in classes}
+    bins = [
+        {"lower": i / 15, "upper": (i + 1) / 15, "count": 0, "accuracy": None, "confidence": None}
+        for i in range(15)
+    ]
+    return {
+        "model_id": "tiny_cnn-<b>bold</b>",
+        "split": "test",
+        "n_images": 2,
+        "classes": classes,
+        "per_class": per_class,
+        "accuracy": 0.5,
+        "macro_precision": 0.5,
+        "macro_recall": 0.5,
+        "macro_f1": 0.5,
+        "weighted_f1": 0.5,
+        "ece": 0.25,
+        "confusion_matrix": [[1, 0], [1, 0]],
+        "confusion_matrix_normalized": [[1.0, 0.0], [1.0, 0.0]],
+        "most_confused": [{"true": classes[1], "predicted": classes[0], "count": 1, "fraction": 1}],
+        "notes": ["a note with <i>markup</i> & an ampersand"],
+        "skipped": [{"path": "x/<img src=x>.jpg", "reason": "not a readable image"}],
+        "reliability_bins": bins,
+    }
+
+
+def test_report_escapes_every_value_and_inlines_every_figure(
+    tmp_path: Path, synth_small: Path
+) -> None:
+    evil = "<script>alert('x')</script>"
+    classes = ["coast", evil]
+    photo = next(synth_small.glob("coast/*.jpg"))
+    rows = [
+        MistakeRow(photo, evil, "coast", 0.9, 0.1, 2.3),
+        MistakeRow(photo, "coast", "coast", 0.8, 0.8, 0.22),
+    ]
+    metrics = _report_metrics(classes)
+    files = write_report(
+        tmp_path / "out", metrics, rows, reliability=metrics["reliability_bins"], gallery=True
+    )
+
+    page = files["report.html"].read_text(encoding="utf-8")
+    # Values are data, never markup: the class name, the model id, a note and a skipped path.
+    assert "<script" not in page and "<b>bold" not in page and "<i>markup" not in page
+    assert "<img src=x>" not in page
+    assert "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;" in page
+    assert "tiny_cnn-&lt;b&gt;bold&lt;/b&gt;" in page and "&amp; an ampersand" in page
+    # The page's own markup is there, and each PNG written is inlined exactly once.
+    assert page.startswith("<!DOCTYPE html>") and page.rstrip().endswith("</body></html>")
+    assert "<h2>Per class</h2>" in page and "<h2>Skipped files (1)</h2>" in page
+    pngs = sorted(name for name in files if name.endswith(".png"))
+    assert pngs == ["confusion.png", "confusion_normalized.png", "mistakes.png", "reliability.png"]
+    assert page.count("data:image/png;base64,") == len(pngs)
+    for alt in (
+        "confusion.png",
+        "confusion_normalized.png",
+        "reliability diagram",
+        "worst mistakes",
+    ):
+        assert f'alt="{alt}" src="data:image/png;base64,' in page
+    assert "http://" not in page and "https://" not in page and "<link" not in page
+    # render_html is the same page without writing anything.
+    figures = {name: files[name] for name in pngs}
+    assert render_html(json.loads(files["metrics.json"].read_text()), figures) == page

@@ -1,14 +1,15 @@
 """Files of one evaluation: ``metrics.json``, CSV tables, PNG figures and ``report.html``.
 
 The HTML report is one self-contained file: plain tables, inline CSS and figures embedded as
-base64 PNG, no script and no external resource, so it opens offline and can be mailed as is.
+base64 PNG, no script and no external resource, so it opens offline and can be mailed as is. Its
+markup lives in the Jinja2 templates of ``landscape/evaluation/templates`` (package data).
 """
 
 from __future__ import annotations
 
 import base64
 import csv
-import html
+import functools
 import json
 import math
 from collections.abc import Mapping, Sequence
@@ -361,21 +362,8 @@ def _write_scores(
     return path
 
 
-_CSS = """
-body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;
-max-width:1100px;padding:0 1rem;color:#222;line-height:1.4}
-h1{font-size:1.5rem;margin-bottom:.2rem}h2{font-size:1.15rem;margin-top:2rem;
-border-bottom:1px solid #ddd;padding-bottom:.2rem}
-table{border-collapse:collapse;margin:.5rem 0;font-size:.9rem}
-th,td{border:1px solid #ddd;padding:.25rem .6rem;text-align:right}
-th{background:#f3f5f8}td.l,th.l{text-align:left}
-.muted{color:#666;font-size:.85rem}.figs{display:flex;flex-wrap:wrap;gap:1rem}
-.figs img{max-width:100%;border:1px solid #eee}code{background:#f3f3f3;padding:0 .2rem}
-.warn{background:#fff7e0;border:1px solid #f0d890;padding:.4rem .7rem}
-"""
-
-
 def _fmt(value: Any, digits: int = 4) -> str:
+    """A table cell or inline figure as text: ``—`` for None, thousands separators, ``digits``."""
     if value is None:
         return "—"
     if isinstance(value, bool):
@@ -387,23 +375,21 @@ def _fmt(value: Any, digits: int = 4) -> str:
     return str(value)
 
 
-def _table(
-    header: Sequence[str], rows: Sequence[Sequence[Any]], left: int = 1, digits: int = 4
-) -> str:
-    def cell(tag: str, i: int, v: Any) -> str:
-        cls = ' class="l"' if i < left else ""
-        return f"<{tag}{cls}>{html.escape(_fmt(v, digits))}</{tag}>"
+@functools.cache
+def _environment() -> Any:
+    """The Jinja2 environment of the report templates (package data), built once."""
+    from jinja2 import Environment, PackageLoader, select_autoescape
 
-    head = "".join(cell("th", i, h) for i, h in enumerate(header))
-    body = "".join(
-        "<tr>" + "".join(cell("td", i, v) for i, v in enumerate(r)) + "</tr>" for r in rows
+    env = Environment(
+        loader=PackageLoader("landscape.evaluation", "templates"),
+        # The templates end in .html.j2, which select_autoescape's defaults would not escape.
+        autoescape=select_autoescape(enabled_extensions=("html", "html.j2")),
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
     )
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-
-
-def _img(path: Path, alt: str) -> str:
-    data = base64.b64encode(path.read_bytes()).decode("ascii")
-    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
+    env.filters["fmt"] = _fmt
+    return env
 
 
 def _latency_rows(latency: Mapping[str, Any]) -> list[list[Any]]:
@@ -440,256 +426,94 @@ def _latency_rows(latency: Mapping[str, Any]) -> list[list[Any]]:
     return rows
 
 
-def _open_set_html(
-    open_set: Mapping[str, Any] | None, figures: Mapping[str, Path], split: str
-) -> list[str]:
-    esc = html.escape
-    parts = ["<h2>Open set</h2>"]
+def _open_set_rows(
+    open_set: Mapping[str, Any] | None, split: str
+) -> tuple[list[list[Any]], list[list[Any]]]:
+    """The in-distribution table and the OOD table of the open-set section."""
     if not open_set:
-        parts.append("<p class='muted'>not evaluated.</p>")
-        return parts
+        return [], []
     test = open_set["test"]
-    stored = (
-        " — <b>stored in the bundle</b>: <code>landscape predict</code> now flags lower "
-        "confidences as unknown"
-        if open_set.get("threshold_stored")
-        else " (not stored; <code>--set-threshold</code> stores it)"
-    )
-    parts.append(
-        f"<p>An image is <i>unknown</i> when its max softmax probability (MSP, temperature "
-        f"{open_set['temperature']:.3g}) is below <b>{open_set['threshold']:.4f}</b>, the "
-        f"threshold keeping {open_set['target_coverage']:.0%} of the "
-        f"{open_set['threshold_images']} in-distribution {esc(str(open_set['threshold_split']))} "
-        f"images{stored}.</p>"
-    )
-    if open_set.get("note"):
-        parts.append(f"<p class='warn'>{esc(str(open_set['note']))}</p>")
-    if open_set.get("bundle_threshold") is not None:
-        parts.append(
-            f"<p class='muted'>the bundle's threshold when evaluated: "
-            f"{open_set['bundle_threshold']:.4f}.</p>"
-        )
-    rows = [
+    in_distribution = [
         [f"{split} images kept at the threshold (coverage)", test["coverage"]],
         [f"accuracy of the kept {split} images", test["accuracy_kept"]],
         [f"accuracy of all {split} images", test["accuracy_all"]],
         ["area under the risk/coverage curve (AURC, lower is better)", test["aurc"]],
         ["energy threshold for the same coverage", open_set.get("threshold_energy")],
     ]
-    parts.append(_table([f"in-distribution ({split} split)", "value"], rows))
     ood = open_set.get("ood")
-    if ood:
-        parts.append(
-            f"<p>Out-of-distribution images: {esc(str(ood['source']))} — {ood['images']} images"
-            f"{', ' + str(len(ood.get('skipped', []))) + ' skipped' if ood.get('skipped') else ''}"
-            f". AUROC with the in-distribution {esc(split)} images as positives (1 = perfectly "
-            "separated, 0.5 = chance); FPR at 95% TPR = share of OOD images accepted when 95% of "
-            f"the {esc(split)} images are; the last column applies each score's threshold chosen "
-            "for the target coverage.</p>"
-        )
-        parts.append(
-            _table(
-                ["score", "AUROC", "FPR at 95% TPR", "OOD flagged unknown"],
-                [
-                    [
-                        "max softmax probability (MSP)" if k == "msp" else "energy (−E)",
-                        ood["auroc"][k],
-                        ood["fpr_at_95_tpr"][k],
-                        ood["rejected_at_threshold"][k],
-                    ]
-                    for k in ("msp", "energy")
-                ],
-            )
-        )
-    else:
-        parts.append(
-            "<p class='muted'>no out-of-distribution images given (<code>--ood DIR</code> or "
-            "<code>--ood noise</code>): no AUROC.</p>"
-        )
-    if "coverage.png" in figures:
-        parts.append(_img(figures["coverage.png"], "accuracy/coverage curve"))
-    parts.append(
-        "<p class='muted'>every score: <code>open_set_scores.csv</code>; the curve's points: "
-        "<code>metrics.json</code> → <code>open_set.coverage_curve</code>.</p>"
-    )
-    return parts
+    if not ood:
+        return in_distribution, []
+    scores = [
+        [
+            "max softmax probability (MSP)" if k == "msp" else "energy (−E)",
+            ood["auroc"][k],
+            ood["fpr_at_95_tpr"][k],
+            ood["rejected_at_threshold"][k],
+        ]
+        for k in ("msp", "energy")
+    ]
+    return in_distribution, scores
 
 
-def _explain_html(explain: Mapping[str, Any] | None, figures: Mapping[str, Path]) -> list[str]:
-    esc = html.escape
-    parts = ["<h2>Explanations</h2>"]
-    if not explain:
-        parts.append("<p class='muted'>not computed (<code>--no-explain</code>).</p>")
-        return parts
-    for note in explain.get("notes", []):
-        parts.append(f"<p class='warn'>{esc(note)}</p>")
-    if "gradcam.png" in figures:
-        counts = explain.get("gradcam_images", {})
-        parts.append(
-            f"<h3>Grad-CAM</h3><p class='muted'>where the evidence for the predicted class lies: "
-            f"gradient-weighted activations of <code>{esc(str(explain.get('gradcam_layer')))}"
-            f"</code>, the backbone's deepest spatial feature map (red = strong). "
-            f"{counts.get('correct', 0)} correct and {counts.get('wrong', 0)} wrong predictions "
-            "(the worst mistakes first); the image is the model's input crop.</p>"
-        )
-        parts.append(_img(figures["gradcam.png"], "Grad-CAM"))
-    if "first_layer.png" in figures:
-        first = explain.get("first_layer", {})
-        parts.append(
-            f"<h3>First-layer activations</h3><p class='muted'>outputs of "
-            f"<code>{esc(str(first.get('layer')))}</code>, the first convolution, for one image: "
-            "mostly edge, colour and texture detectors.</p>"
-        )
-        parts.append(_img(figures["first_layer.png"], "first-layer activations"))
-    if "embeddings.png" in figures:
-        emb = explain.get("embeddings", {})
-        parts.append(
-            f"<h3>Embeddings</h3><p class='muted'>{emb.get('method', 't-SNE')} of the pooled "
-            f"backbone features of {emb.get('images')} of {emb.get('of')} images, coloured by "
-            "true class; distances between far clusters mean little in t-SNE. Coordinates: "
-            "<code>embeddings.csv</code>.</p>"
-        )
-        parts.append(_img(figures["embeddings.png"], "embeddings"))
-    return parts
+def _context(metrics: Mapping[str, Any], figures: Mapping[str, Path]) -> dict[str, Any]:
+    """Everything the templates show: the metrics as ``m``, table rows, base64 figures."""
+    classes: list[str] = list(metrics["classes"])
+    per_class = metrics["per_class"]
+    params = metrics.get("params") or {}
+    open_set_rows, ood_rows = _open_set_rows(metrics.get("open_set"), str(metrics["split"]))
+    latency = metrics.get("latency")
+    return {
+        "m": metrics,
+        "classes": classes,
+        "summary": [
+            ["accuracy", metrics["accuracy"]],
+            *[[k.replace("_", "-"), v] for k, v in metrics.get("top_k", {}).items()],
+            ["macro precision", metrics["macro_precision"]],
+            ["macro recall", metrics["macro_recall"]],
+            ["macro F1", metrics["macro_f1"]],
+            ["weighted F1", metrics["weighted_f1"]],
+            ["ECE (15 bins)", metrics["ece"]],
+            ["temperature fitted on val", metrics.get("temperature")],
+            ["ECE after temperature", metrics.get("ece_after_temperature")],
+            ["images evaluated", metrics["n_images"]],
+            ["files skipped", len(metrics.get("skipped", []))],
+        ],
+        "per_class": [
+            [c, *(per_class[c][k] for k in ("precision", "recall", "f1", "support"))]
+            for c in classes
+        ],
+        "confusion": [
+            [c, *line] for c, line in zip(classes, metrics["confusion_matrix"], strict=True)
+        ],
+        "confused": [
+            [p["true"], p["predicted"], p["count"], p["fraction"]]
+            for p in metrics.get("most_confused", [])
+        ],
+        "open_set_rows": open_set_rows,
+        "ood_rows": ood_rows,
+        "latency_rows": _latency_rows(latency) if latency else [],
+        "facts": [
+            ["parameters (total)", params.get("total")],
+            ["parameters trained", params.get("trainable")],
+            ["bundle size on disk (MB)", (metrics.get("bundle_bytes") or 0) / 1e6],
+            ["training wall time (s) — training, not inference", metrics.get("training_seconds")],
+        ],
+        "skipped": [[s["path"], s["reason"]] for s in metrics.get("skipped", [])],
+        # Inlined so the page stays one self-contained file that opens offline.
+        "images": {
+            name: base64.b64encode(path.read_bytes()).decode("ascii")
+            for name, path in figures.items()
+        },
+    }
 
 
 def render_html(metrics: Mapping[str, Any], figures: Mapping[str, Path]) -> str:
-    """The report page for ``metrics`` (as in ``metrics.json``) with ``figures`` embedded."""
-    esc = html.escape
-    classes: list[str] = list(metrics["classes"])
-    parts: list[str] = [
-        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
-        f"<title>landscape evaluation — {esc(str(metrics['model_id']))}</title>",
-        f"<style>{_CSS}</style></head><body>",
-        f"<h1>Evaluation of <code>{esc(str(metrics['model_id']))}</code></h1>",
-        f"<p class='muted'>bundle {esc(str(metrics.get('bundle', '')))} · data "
-        f"{esc(str(metrics.get('data', '')))} · split <b>{esc(str(metrics['split']))}</b> · "
-        f"{metrics['n_images']} images · {esc(str(metrics.get('created_at', '')))}</p>",
-    ]
-    for note in metrics.get("notes", []):
-        parts.append(f"<p class='warn'>{esc(note)}</p>")
+    """The report page for ``metrics`` (as in ``metrics.json``) with ``figures`` embedded.
 
-    summary: list[list[Any]] = [
-        ["accuracy", metrics["accuracy"]],
-        *[[k.replace("_", "-"), v] for k, v in metrics.get("top_k", {}).items()],
-        ["macro precision", metrics["macro_precision"]],
-        ["macro recall", metrics["macro_recall"]],
-        ["macro F1", metrics["macro_f1"]],
-        ["weighted F1", metrics["weighted_f1"]],
-        ["ECE (15 bins)", metrics["ece"]],
-        ["temperature fitted on val", metrics.get("temperature")],
-        ["ECE after temperature", metrics.get("ece_after_temperature")],
-        ["images evaluated", metrics["n_images"]],
-        ["files skipped", len(metrics.get("skipped", []))],
-    ]
-    parts += ["<h2>Summary</h2>", _table(["metric", "value"], summary)]
-
-    per_class = [
-        [
-            c,
-            metrics["per_class"][c]["precision"],
-            metrics["per_class"][c]["recall"],
-            metrics["per_class"][c]["f1"],
-            metrics["per_class"][c]["support"],
-        ]
-        for c in classes
-    ]
-    parts += [
-        "<h2>Per class</h2>",
-        _table(["class", "precision", "recall", "F1", "support"], per_class),
-    ]
-
-    parts.append("<h2>Confusion</h2><p class='muted'>rows: true class; columns: predicted.</p>")
-    parts.append(
-        _table(
-            ["true \\ predicted", *classes],
-            [[c, *line] for c, line in zip(classes, metrics["confusion_matrix"], strict=True)],
-        )
-    )
-    parts.append("<div class='figs'>")
-    for name in ("confusion.png", "confusion_normalized.png"):
-        if name in figures:
-            parts.append(_img(figures[name], name))
-    parts.append("</div>")
-    confused = [
-        [p["true"], p["predicted"], p["count"], p["fraction"]]
-        for p in metrics.get("most_confused", [])
-    ]
-    parts.append("<h3>Most confused pairs</h3>")
-    parts.append(
-        _table(["true", "predicted as", "images", "share of true class"], confused, 2)
-        if confused
-        else "<p>none: every image is classified correctly.</p>"
-    )
-
-    parts.append("<h2>Calibration</h2>")
-    parts.append(
-        f"<p>ECE {metrics['ece']:.4f} with the bundle's temperature "
-        f"{_fmt(metrics.get('bundle_temperature'), 3)} (what <code>landscape predict</code> "
-        "reports).</p>"
-    )
-    if metrics.get("temperature") is None:
-        parts.append("<p class='muted'>no temperature fitted (needs a val split in the data).</p>")
-    else:
-        stored = " — stored in the bundle" if metrics.get("temperature_stored") else ""
-        parts.append(
-            f"<p>temperature T = {metrics['temperature']:.4f} fitted on "
-            f"{metrics.get('temperature_fit_images')} val images (NLL, LBFGS): ECE "
-            f"{_fmt(metrics.get('ece_after_temperature'))} on this split{esc(stored)}.</p>"
-        )
-    if "reliability.png" in figures:
-        parts.append(_img(figures["reliability.png"], "reliability diagram"))
-
-    parts += _open_set_html(metrics.get("open_set"), figures, str(metrics["split"]))
-
-    parts.append("<h2>Inference latency</h2>")
-    latency = metrics.get("latency")
-    if latency:
-        parts.append(
-            f"<p class='muted'>{esc(str(latency['device_name']))} · device "
-            f"{esc(str(latency['device']))} · torch threads {latency['threads']} · input "
-            f"{esc(str(latency['input']))} · warm-up {latency['warmup']} calls · "
-            "<code>torch.inference_mode</code></p>"
-        )
-        if latency.get("busy_machine"):
-            parts.append(
-                f"<p class='warn'>load average {latency.get('load_average_1m')} on "
-                f"{latency.get('cpu_count')} cores when measured: other processes shared the "
-                "CPU, so these figures are pessimistic.</p>"
-            )
-        parts.append(
-            _table(
-                ["measure", "batch", "ms/image (p50)", "p90", "p99", "images/s", "runs"],
-                _latency_rows(latency),
-                2,
-                digits=2,
-            )
-        )
-        parts.append(f"<p class='muted'>{esc(str(latency.get('note', '')))}</p>")
-    else:
-        parts.append("<p class='muted'>not measured (<code>--no-latency</code>).</p>")
-    params = metrics.get("params") or {}
-    facts = [
-        ["parameters (total)", params.get("total")],
-        ["parameters trained", params.get("trainable")],
-        ["bundle size on disk (MB)", (metrics.get("bundle_bytes") or 0) / 1e6],
-        ["training wall time (s) — training, not inference", metrics.get("training_seconds")],
-    ]
-    parts += ["<h2>Model</h2>", _table(["fact", "value"], facts)]
-
-    parts.append("<h2>Worst mistakes</h2>")
-    if "mistakes.png" in figures:
-        parts.append(_img(figures["mistakes.png"], "worst mistakes"))
-    parts.append("<p class='muted'>every image with its loss: <code>top_losses.csv</code>.</p>")
-
-    parts += _explain_html(metrics.get("explain"), figures)
-
-    skipped = metrics.get("skipped", [])
-    if skipped:
-        parts.append(f"<h2>Skipped files ({len(skipped)})</h2>")
-        parts.append(_table(["file", "reason"], [[s["path"], s["reason"]] for s in skipped], 2))
-    parts.append("</body></html>")
-    return "\n".join(parts)
+    Rendered from the package's ``templates/report.html.j2``; every value is HTML-escaped.
+    """
+    page: str = _environment().get_template("report.html.j2").render(_context(metrics, figures))
+    return page
 
 
 def write_report(
