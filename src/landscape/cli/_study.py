@@ -24,7 +24,7 @@ def _parse_seeds(text: str | None) -> list[int] | None:
 def _print_table(result: Any) -> None:
     from rich.table import Table
 
-    from landscape.evaluation.study_report import format_mean_std
+    from landscape.experiments import format_mean_std
 
     table = Table(title=f"study {result.name} ({result.size}): {result.counts['runs']} runs")
     for name in ("setting", "seeds", "accuracy", "macro-F1", "ms/img", "train s", ""):
@@ -82,8 +82,7 @@ def study(
     import json
 
     from landscape.errors import UserError
-    from landscape.evaluation.study import load_study, run_study
-    from landscape.evaluation.study_report import failure_groups
+    from landscape.experiments import failure_groups, load_study, run_study
 
     if size not in _SIZES:
         raise typer.BadParameter(f"{size!r} is not one of {', '.join(_SIZES)}", param_hint="--size")

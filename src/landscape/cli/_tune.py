@@ -73,7 +73,7 @@ def tune(
     """
     from landscape.config import load_train_config
     from landscape.errors import UserError
-    from landscape.evaluation.tune import tune as run_tune
+    from landscape.experiments import tune as run_tune
 
     if data is None and config is None:
         raise UserError("no dataset given", fix="pass --data DIR or --config X.yaml")

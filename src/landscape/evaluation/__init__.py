@@ -2,7 +2,8 @@
 
 ``evaluate_bundle(bundle, data, split, out)`` is the one-call entry point (``landscape
 evaluate``); the modules below it are usable on their own. Heavy libraries (scikit-learn,
-torchmetrics, matplotlib) are imported by the functions that need them.
+torchmetrics, matplotlib) are imported by the functions that need them. Studies and tuning,
+which train before they evaluate, live one layer up in :mod:`landscape.experiments`.
 """
 
 from .calibration import (
@@ -30,15 +31,9 @@ from .openset import (
     threshold_for_coverage,
 )
 from .report import write_report
-from .study import StudyConfig, StudyResult, load_study, run_study
-from .study_report import write_study_report
-from .tune import TuneResult, tune
 
 __all__ = [
     "EVAL_SPLITS",
-    "StudyConfig",
-    "StudyResult",
-    "TuneResult",
     "apply_temperature",
     "bundle_size_bytes",
     "classification_metrics",
@@ -52,7 +47,6 @@ __all__ = [
     "first_layer_activations",
     "fit_temperature",
     "grad_cam",
-    "load_study",
     "measure_latency",
     "model_facts",
     "most_confused",
@@ -61,12 +55,9 @@ __all__ = [
     "ood_auroc",
     "open_set_metrics",
     "reliability_bins",
-    "run_study",
     "select_split",
     "threshold_for_coverage",
     "top_k_accuracy",
-    "tune",
     "write_explanations",
     "write_report",
-    "write_study_report",
 ]

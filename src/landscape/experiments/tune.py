@@ -4,7 +4,9 @@ The search space is the one transfer learning is sensitive to: learning rate and
 (log scale), the head's dropout, and how deep the backbone is unfrozen (``frozen``, or the head
 first then ``deepest:1`` / ``deepest:2``). Every trial is a normal run directory under
 ``OUT/trials/``; its validation accuracy is reported to Optuna after each epoch so the
-:class:`optuna.pruners.MedianPruner` stops trials that trail the median. The study lives in
+:class:`optuna.pruners.MedianPruner` stops trials that trail the median. A finished trial's
+value is the ``val_acc`` of the run's metrics: the validation accuracy of the model the run
+saved, not the best epoch seen along the way. The study lives in
 ``OUT/optuna.db`` (SQLite): running the same command again continues it. Trial 0 is the base
 config itself, unchanged, so "best ≥ default" is a measured statement, not an assumption.
 """
@@ -26,7 +28,7 @@ import yaml
 from landscape.config import TrainConfig
 from landscape.errors import ConfigError
 
-from .evaluate import ProgressFactory
+from .progress import ProgressFactory, no_progress
 
 __all__ = [
     "DEPTHS",
@@ -236,15 +238,6 @@ def _write_best(path: Path, cfg: TrainConfig, out: Path, note: str) -> None:
     path.write_text(text + yaml.safe_dump(data, sort_keys=False))
 
 
-def _quiet(description: str, total: int) -> Any:
-    from contextlib import nullcontext
-
-    def advance(n: int = 1) -> None:
-        return None
-
-    return nullcontext(advance)
-
-
 def tune(
     base: TrainConfig,
     out: Path,
@@ -323,7 +316,7 @@ def tune(
         trial.set_user_attr("train_seconds", result.metrics.get("train_seconds"))
         return float(result.metrics["val_acc"])
 
-    factory = progress or _quiet
+    factory = progress or no_progress
     if remaining:
         with factory("tune", remaining) as advance:
             study.optimize(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -11,10 +12,12 @@ import pytest
 import yaml
 
 from landscape.errors import ConfigError, UserError
-from landscape.evaluation.study import (
-    RunPlan,
+from landscape.experiments import (
+    EvaluateOptions,
     StudyConfig,
     aggregate,
+    effective_jobs,
+    execute_run,
     load_study,
     pareto_front,
     plan_runs,
@@ -22,6 +25,10 @@ from landscape.evaluation.study import (
     resolve_data,
     run_study,
 )
+from landscape.experiments.plan import config_hash
+from landscape.experiments.progress import no_progress
+from landscape.experiments.spec import flatten_keys, nest_keys
+from tests.experiments._records import fake_record
 
 REPO = Path(__file__).resolve().parents[2]
 PAPER = REPO / "configs" / "paper" / "study.yaml"
@@ -123,6 +130,32 @@ def test_grid_times_runs_times_sizes_times_seeds(tmp_path: Path) -> None:
     assert len({p.run_id for p in plans}) == len(plans)
 
 
+def test_dotted_keys_nest_and_flatten_back() -> None:
+    flat = {"optim.name": "sgd", "optim.lr": 0.1, "head": {"dropout": 0.2}, "epochs": 3}
+    nested = nest_keys(flat)
+    assert nested == {"optim": {"name": "sgd", "lr": 0.1}, "head": {"dropout": 0.2}, "epochs": 3}
+    assert flatten_keys(nested) == {
+        "optim.name": "sgd",
+        "optim.lr": 0.1,
+        "head.dropout": 0.2,
+        "epochs": 3,
+    }
+    # A nested mapping under a dotted key merges with what the dots already built.
+    assert nest_keys({"optim.lr": 0.1, "optim": {"name": "adam"}}) == {
+        "optim": {"lr": 0.1, "name": "adam"}
+    }
+    assert flatten_keys({"fine_tune": {}}) == {"fine_tune": {}}
+
+
+def test_config_hash_ignores_where_and_how_a_run_is_shown(tmp_path: Path) -> None:
+    study = StudyConfig(name="x", data="d", grid={"optim.lr": [0.1]})
+    cfg = plan_runs(study, tmp_path, tmp_path / "d")[0].config
+    moved = cfg.model_copy(update={"out": tmp_path / "elsewhere", "num_workers": 7})
+    assert config_hash(moved) == config_hash(cfg)
+    assert re.fullmatch(r"[0-9a-f]{8}", config_hash(cfg))
+    assert config_hash(cfg.model_copy(update={"seed": 1})) != config_hash(cfg)
+
+
 def test_tiny_shrinks_and_skips(tmp_path: Path) -> None:
     study = StudyConfig(
         name="x",
@@ -194,33 +227,6 @@ def test_shipped_study_files_are_valid(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------- aggregation
 
 
-def _fake_record(plan: RunPlan, acc: float | None, ms: float = 10.0) -> dict[str, Any]:
-    ok = acc is not None
-    return {
-        "run_id": plan.run_id,
-        "setting": plan.setting,
-        "run_dir": str(plan.run_dir),
-        "status": "ok" if ok else "failed",
-        "error": None if ok else "boom",
-        "train": {"train_seconds": 2.0, "n_train": 20, "val_acc": 0.5, "params": {"total": 10}}
-        if ok
-        else None,
-        "eval": {
-            "split": "test",
-            "accuracy": acc,
-            "macro_f1": acc,
-            "per_class_f1": {"a": acc, "b": acc},
-            "latency_ms": ms,
-            "images_per_s": 100.0,
-            "latency_batch": 32,
-            "params": {"total": 10, "trainable": 2},
-        }
-        if ok
-        else None,
-        "history": [],
-    }
-
-
 def test_aggregate_mean_std_near_best_and_pareto(tmp_path: Path) -> None:
     study = StudyConfig(
         name="x", data="d", grid={"optim.lr": [0.1, 0.01, 0.001, 0.5]}, seeds=[0, 1]
@@ -228,7 +234,7 @@ def test_aggregate_mean_std_near_best_and_pareto(tmp_path: Path) -> None:
     plans = plan_runs(study, tmp_path, tmp_path)
     accs = {"0.1": (0.80, 0.90), "0.01": (0.82, 0.84), "0.001": (0.50, 0.52), "0.5": (None, None)}
     speed = {"0.1": 10.0, "0.01": 20.0, "0.001": 5.0, "0.5": 1.0}
-    records = [_fake_record(p, accs[p.setting][p.seed], speed[p.setting]) for p in plans]
+    records = [fake_record(p, accs[p.setting][p.seed], speed[p.setting]) for p in plans]
     rows, varied = aggregate(records, plans)
     assert varied == ["backbone", "optim.lr"]
     by = {r.setting: r for r in rows}
@@ -248,6 +254,34 @@ def test_pareto_front() -> None:
 
 
 # --------------------------------------------------------------------------- real runs
+
+
+def test_effective_jobs_is_capped_by_runs_and_cores() -> None:
+    assert effective_jobs(1, 10) == 1
+    assert effective_jobs(64, 2) <= 2
+    assert effective_jobs(64, 1000) <= (os.cpu_count() or 1)
+    assert effective_jobs(3, 0) == 1
+
+
+def test_execute_run_records_a_failing_run_instead_of_raising(tmp_path: Path) -> None:
+    study = StudyConfig(
+        name="x",
+        data="d",
+        base={"backbone": "no_such_net", "weights": "none", "epochs": 1},
+        grid={"optim.name": ["sgd"]},
+    )
+    plan = plan_runs(study, tmp_path, tmp_path / "d")[0]
+    record = execute_run(plan, EvaluateOptions())
+    assert record["status"] == "failed" and record["run_id"] == plan.run_id
+    assert "no_such_net" in record["error"] and "\n" not in record["error"]
+    assert json.loads((plan.run_dir / "study-run.json").read_text()) == record
+    assert "Traceback" in (plan.run_dir / "error.txt").read_text()
+
+
+def test_no_progress_counts_nothing_and_accepts_advances() -> None:
+    with no_progress("anything", 3) as advance:
+        assert advance(1) is None
+        assert advance(2) is None
 
 
 def test_tiny_study_runs_records_failures_and_resumes(

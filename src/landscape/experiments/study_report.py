@@ -4,8 +4,9 @@ Every figure comes from the runs' own evaluation (``evaluate_bundle`` through th
 accuracy and macro-F1 as mean ± std over seeds, per-class F1, **inference** latency (model
 alone, batch 1, p50) and throughput, parameters, and **training** wall time in its own column.
 A setting whose accuracy differs from the best by less than the best's seed std is flagged
-``≈ best``: the table does not pretend to rank what the noise cannot. The HTML opens offline
-(figures embedded, a few lines of inline JS to sort by clicking a header).
+``≈ best``: the table does not pretend to rank what the noise cannot. The HTML comes from the
+Jinja2 template ``templates/study_report.html.j2`` and opens offline (figures embedded, a few
+lines of inline JS to sort by clicking a header).
 """
 
 from __future__ import annotations
@@ -13,23 +14,22 @@ from __future__ import annotations
 import base64
 import csv
 import datetime as _dt
-import html
 import json
 from collections.abc import Sequence
+from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .aggregate import SettingRow, StudyResult
+from .spec import StudyConfig
+from .study_plots import PLOT_TITLES, write_plots
+
 if TYPE_CHECKING:
-    from .study import SettingRow, StudyConfig, StudyResult
+    import jinja2
 
 __all__ = ["failure_groups", "format_mean_std", "markdown_table", "write_study_report"]
 
-_PLOTS = {
-    "accuracy_vs_latency.png": "Accuracy vs inference latency (Pareto front marked)",
-    "accuracy_vs_params.png": "Accuracy vs parameters",
-    "learning_curves.png": "Learning curves (validation accuracy per epoch, first seed)",
-    "accuracy_vs_size.png": "Accuracy vs training-set size",
-}
+_TEMPLATE = "study_report.html.j2"
 
 
 def format_mean_std(mean: float | None, std: float | None, digits: int = 3) -> str:
@@ -244,182 +244,21 @@ def _csv_value(value: Any) -> Any:
     return json.dumps(value) if isinstance(value, dict | list) else value
 
 
-# --------------------------------------------------------------------------- plots
-
-
-def _pyplot() -> Any:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _plot_accuracy_vs(
-    path: Path, rows: Sequence[SettingRow], attr: str, xlabel: str, front: bool
-) -> bool:
-    pts = [r for r in rows if r.accuracy_mean is not None and getattr(r, attr) is not None]
-    if not pts:
-        return False
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(7.5, 4.8))
-    for r in pts:
-        x = float(getattr(r, attr))
-        ax.errorbar(
-            x,
-            r.accuracy_mean,
-            yerr=r.accuracy_std or 0.0,
-            fmt="o",
-            ms=6,
-            capsize=3,
-            color="tab:red" if (front and r.pareto) else "tab:blue",
-        )
-        ax.annotate(
-            r.setting,
-            (x, r.accuracy_mean or 0.0),
-            fontsize=7,
-            xytext=(4, 3),
-            textcoords="offset points",
-        )
-    if front:
-        frontier = sorted(
-            (float(getattr(r, attr)), r.accuracy_mean or 0.0) for r in pts if r.pareto
-        )
-        if frontier:
-            xs, ys = zip(*frontier, strict=True)
-            ax.step(xs, ys, where="post", color="tab:red", alpha=0.6, label="Pareto front")
-            ax.legend(loc="lower right", fontsize=8)
-    from matplotlib.ticker import FormatStrFormatter
-
-    ax.set_xscale("log")
-    ax.xaxis.set_major_formatter(FormatStrFormatter("%g"))
-    ax.xaxis.set_minor_formatter(FormatStrFormatter(""))
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel("accuracy (mean ± std over seeds)")
-    ax.grid(alpha=0.3, which="both")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return True
-
-
-def _plot_curves(path: Path, result: StudyResult) -> bool:
-    curves: dict[str, list[tuple[float, float]]] = {}
-    for record in result.records:
-        setting = record["setting"]
-        if record["status"] != "ok" or setting in curves:
-            continue
-        pts = [(h["epoch"], h["val_acc"]) for h in record.get("history") or [] if "val_acc" in h]
-        if pts:
-            curves[setting] = pts
-    if not curves:
-        return False
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(8.5, 4.8))
-    for name, pts in curves.items():
-        xs, ys = zip(*pts, strict=True)
-        ax.plot([x + 1 for x in xs], ys, "-o", ms=3, label=name)
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("validation accuracy")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=6, loc="center left", bbox_to_anchor=(1.01, 0.5))
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return True
-
-
-def _plot_sizes(path: Path, rows: Sequence[SettingRow]) -> bool:
-    groups: dict[str, list[SettingRow]] = {}
-    for row in rows:
-        if row.accuracy_mean is not None and row.n_train is not None:
-            groups.setdefault(row.group, []).append(row)
-    groups = {g: rs for g, rs in groups.items() if len({r.size for r in rs}) > 1}
-    if not groups:
-        return False
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(7.5, 4.8))
-    for name, items in groups.items():
-        items = sorted(items, key=lambda r: r.n_train or 0.0)
-        ax.errorbar(
-            [r.n_train for r in items],
-            [r.accuracy_mean for r in items],
-            yerr=[r.accuracy_std or 0.0 for r in items],
-            fmt="-o",
-            capsize=3,
-            label=name,
-        )
-    ax.set_xlabel("training images (all classes)")
-    ax.set_ylabel("accuracy (mean ± std over seeds)")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return True
-
-
-def _write_plots(out: Path, result: StudyResult) -> list[str]:
-    written = []
-    if _plot_accuracy_vs(
-        out / "accuracy_vs_latency.png",
-        result.rows,
-        "latency_ms",
-        "inference latency, ms/image (model, batch 1, p50; log scale)",
-        front=True,
-    ):
-        written.append("accuracy_vs_latency.png")
-    if _plot_accuracy_vs(
-        out / "accuracy_vs_params.png",
-        result.rows,
-        "params_total",
-        "parameters (log scale)",
-        front=False,
-    ):
-        written.append("accuracy_vs_params.png")
-    if _plot_curves(out / "learning_curves.png", result):
-        written.append("learning_curves.png")
-    if _plot_sizes(out / "accuracy_vs_size.png", result.rows):
-        written.append("accuracy_vs_size.png")
-    return written
-
-
 # --------------------------------------------------------------------------- HTML
 
-_SORT_JS = """
-document.querySelectorAll("table.sortable th").forEach(function (th, col) {
-  th.addEventListener("click", function () {
-    var table = th.closest("table"), body = table.tBodies[0];
-    var asc = th.dataset.dir !== "asc";
-    table.querySelectorAll("th").forEach(function (h) { delete h.dataset.dir; });
-    th.dataset.dir = asc ? "asc" : "desc";
-    var rows = Array.prototype.slice.call(body.rows);
-    rows.sort(function (a, b) {
-      var x = a.cells[col].dataset.v, y = b.cells[col].dataset.v;
-      var nx = parseFloat(x), ny = parseFloat(y);
-      var cmp = (!isNaN(nx) && !isNaN(ny)) ? nx - ny : String(x).localeCompare(String(y));
-      if (x === "" && y !== "") return 1;
-      if (y === "" && x !== "") return -1;
-      return asc ? cmp : -cmp;
-    });
-    rows.forEach(function (r) { body.appendChild(r); });
-  });
-});
-"""
 
-_CSS = """
-body { font-family: system-ui, sans-serif; margin: 1.5em; color: #222; }
-table { border-collapse: collapse; font-size: 13px; }
-th, td { border: 1px solid #ccc; padding: 3px 7px; text-align: left; vertical-align: top; }
-th { background: #f0f0f0; cursor: pointer; user-select: none; position: sticky; top: 0; }
-th[data-dir=asc]::after { content: " ▲"; } th[data-dir=desc]::after { content: " ▼"; }
-tr.best td { background: #e9f7e9; } tr.near td { background: #f6fbe9; }
-tr.failed td { color: #a33; background: #fdf0f0; }
-td.num { text-align: right; font-variant-numeric: tabular-nums; }
-img { max-width: 100%; border: 1px solid #ddd; margin: .5em 0; }
-.note { color: #555; font-size: 13px; } code { background: #f4f4f4; padding: 0 3px; }
-"""
+@cache
+def _environment() -> jinja2.Environment:
+    import jinja2
+
+    # The template's name ends in .j2, which select_autoescape() alone would not escape.
+    return jinja2.Environment(
+        loader=jinja2.PackageLoader("landscape.experiments", "templates"),
+        autoescape=jinja2.select_autoescape(["html", "html.j2"]),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
 
 
 def _sort_values(row: SettingRow, varied: Sequence[str]) -> list[str]:
@@ -441,68 +280,68 @@ def _sort_values(row: SettingRow, varied: Sequence[str]) -> list[str]:
     ]
 
 
+def _row_class(row: SettingRow) -> str:
+    if row.status == "failed":
+        return "failed"
+    if row.best:
+        return "best"
+    return "near" if row.near_best else ""
+
+
+def _html_rows(rows: Sequence[SettingRow], varied: Sequence[str]) -> list[dict[str, Any]]:
+    """Each row's CSS class and cells (text shown, value sorted by, numeric, tooltip)."""
+    # seeds, accuracy, macro-F1, ms/img, img/s, params, train s: right-aligned numbers.
+    first = len(varied) + 1
+    numeric = set(range(first, first + 8)) - {first + 3}
+    return [
+        {
+            "cls": _row_class(row),
+            "cells": [
+                {
+                    "text": text,
+                    "sort": sort,
+                    "num": i in numeric,
+                    "title": row.note if i == 0 else None,
+                }
+                for i, (text, sort) in enumerate(
+                    zip(_cells(row, varied), _sort_values(row, varied), strict=True)
+                )
+            ],
+        }
+        for row in rows
+    ]
+
+
 def _html(result: StudyResult, study: StudyConfig, plots: Sequence[str], out: Path) -> str:
-    esc = html.escape
-    varied = result.varied
-    head = "".join(f"<th>{esc(c)}</th>" for c in _columns(varied, _batch(result.rows)))
-    body = []
-    numeric = set(range(len(varied) + 1, len(varied) + 9)) - {len(varied) + 4}
-    for row in result.rows:
-        cls = "failed" if row.status == "failed" else "best" if row.best else ""
-        cls = cls or ("near" if row.near_best else "")
-        cells = "".join(
-            f'<td data-v="{esc(v)}"{" class=num" if i in numeric else ""}'
-            f"{f' title={esc(row.note)!r}' if i == 0 and row.note else ''}>{esc(c)}</td>"
-            for i, (c, v) in enumerate(
-                zip(_cells(row, varied), _sort_values(row, varied), strict=True)
-            )
+    figures = [
+        {
+            "name": name,
+            "title": PLOT_TITLES[name],
+            "png_base64": base64.b64encode((out / name).read_bytes()).decode(),
+        }
+        for name in plots
+    ]
+    return (
+        _environment()
+        .get_template(_TEMPLATE)
+        .render(
+            result=result,
+            description=study.description,
+            created_at=_dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+            columns=_columns(result.varied, _batch(result.rows)),
+            rows=_html_rows(result.rows, result.varied),
+            notes=_notes(result),
+            failures=failure_groups(result.records),
+            figures=figures,
         )
-        body.append(f'<tr class="{cls}">{cells}</tr>')
-    figures = []
-    for name in plots:
-        data = base64.b64encode((out / name).read_bytes()).decode()
-        img = f"<img alt='{esc(name)}' src='data:image/png;base64,{data}'>"
-        figures.append(f"<h3>{esc(_PLOTS[name])}</h3>{img}")
-    failures = failure_groups(result.records)
-    failed_html = (
-        "<h2>Failed runs</h2><ul>"
-        + "".join(
-            f"<li>{', '.join(f'<code>{esc(n)}</code>' for n in names)}: {esc(e)}</li>"
-            for names, e in failures
-        )
-        + "</ul>"
-        if failures
-        else ""
     )
-    notes = "".join(f"<li>{esc(n)}</li>" for n in _notes(result))
-    described = f"<p>{esc(study.description)}</p>" if study.description else ""
-    c = result.counts
-    return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8">
-<title>study {esc(result.name)}</title><style>{_CSS}</style></head>
-<body>
-<h1>Study <code>{esc(result.name)}</code></h1>
-{described}
-<p class="note">size {esc(result.size)} · data <code>{esc(str(result.data))}</code> ·
-{c["runs"]} runs ({c["ok"]} ok, {c["failed"]} failed, {c["skipped"]} reused from an earlier call) ·
-{esc(_dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"))} · click a column header to sort</p>
-<table class="sortable"><thead><tr>{head}</tr></thead><tbody>
-{"".join(body)}
-</tbody></table>
-<ul class="note">{notes}</ul>
-{failed_html}
-<h2>Figures</h2>
-{"".join(figures) or "<p>no figure: no run succeeded</p>"}
-<script>{_SORT_JS}</script>
-</body></html>
-"""
 
 
 def write_study_report(result: StudyResult, study: StudyConfig) -> dict[str, str]:
     """Write ``results.{csv,md,html,json}`` and the PNG plots into ``result.out``."""
     out = Path(result.out)
     out.mkdir(parents=True, exist_ok=True)
-    plots = _write_plots(out, result)
+    plots = write_plots(out, result)
     _write_csv(out / "results.csv", result.rows, result.varied)
     failures = failure_groups(result.records)
     md = [
@@ -516,7 +355,7 @@ def write_study_report(result: StudyResult, study: StudyConfig) -> dict[str, str
         md += ["", "## Failed runs", ""]
         md += [f"- {', '.join(f'`{n}`' for n in names)}: {e}" for names, e in failures]
     if plots:
-        md += ["", "## Figures", "", *(f"![{_PLOTS[p]}]({p})" for p in plots)]
+        md += ["", "## Figures", "", *(f"![{PLOT_TITLES[p]}]({p})" for p in plots)]
     (out / "results.md").write_text("\n".join(md) + "\n")
     (out / "results.html").write_text(_html(result, study, plots, out))
     payload = {

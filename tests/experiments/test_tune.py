@@ -11,7 +11,7 @@ import pytest
 
 from landscape.config import TrainConfig, load_train_config
 from landscape.errors import ConfigError
-from landscape.evaluation.tune import apply_params, default_params, pruning_callback, tune
+from landscape.experiments.tune import apply_params, default_params, pruning_callback, tune
 
 # Small models on a shared 2-core machine: one torch thread avoids oversubscription.
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
