@@ -30,9 +30,23 @@ def _isolated_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
         os.environ["LANDSCAPE_CACHE"] = old
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test that uses the real photos ``intel``, so ``-m "not intel"`` deselects them.
+
+    The mark follows the fixture (directly or through ``intel_photo``), so no test can use the
+    photos without it, and none needs its own path constant or ``skipif``.
+    """
+    for item in items:
+        if "intel_dir" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.intel)
+
+
 @pytest.fixture(scope="session")
 def intel_dir() -> Path:
-    """The real photos of ../shared/datasets/intel-sample (skips when absent)."""
+    """The real photos of ../shared/datasets/intel-sample (skips when absent).
+
+    Tests using it are marked ``intel`` automatically (see ``pytest_collection_modifyitems``).
+    """
     if not INTEL.is_dir():
         pytest.skip(f"real photos not found at {INTEL}")
     return INTEL

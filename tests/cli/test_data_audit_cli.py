@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -11,12 +13,7 @@ import pytest
 from PIL import Image
 
 from landscape.cli import main
-
-INTEL = Path(__file__).resolve().parents[2] / ".." / "shared" / "datasets" / "intel-sample"
-
-needs_intel = pytest.mark.skipif(
-    not INTEL.is_dir(), reason=f"real photos not found at {INTEL} (shared test data missing)"
-)
+from tests.conftest import CliResult
 
 AUDIT_KEYS = {
     "root",
@@ -57,14 +54,12 @@ STATS_KEYS = {
 
 
 @pytest.fixture
-def dataset(tmp_path: Path) -> Path:
+def dataset(tmp_path: Path, intel_dir: Path) -> Path:
     """train/test split of copied Intel photos, a truncated JPEG, a cross-split leak and
     twelve empty files (more than the human output lists)."""
-    if not INTEL.is_dir():
-        pytest.skip(f"real photos not found at {INTEL} (shared test data missing)")
     root = tmp_path / "ds"
     for cls in ("forest", "sea"):
-        photos = sorted((INTEL / cls).glob("*.jpg"))[60:65]
+        photos = sorted((intel_dir / cls).glob("*.jpg"))[60:65]
         for split, chunk in (("train", photos[:3]), ("test", photos[3:])):
             (root / split / cls).mkdir(parents=True)
             for src in chunk:
@@ -84,8 +79,6 @@ def _run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]
     return code, captured.out, captured.err
 
 
-@pytest.mark.intel
-@needs_intel
 def test_audit_json_has_stable_keys_and_the_findings(
     dataset: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -108,8 +101,6 @@ def test_audit_json_has_stable_keys_and_the_findings(
     assert err == ""
 
 
-@pytest.mark.intel
-@needs_intel
 def test_audit_human_output_lists_findings_and_truncates_long_lists(
     dataset: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -122,8 +113,6 @@ def test_audit_human_output_lists_findings_and_truncates_long_lists(
     assert "auditing" in err  # the progress bar goes to stderr
 
 
-@pytest.mark.intel
-@needs_intel
 def test_stats_json_and_human_output(dataset: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = _run(capsys, "data", "stats", str(dataset), "--json")
     assert code == 0, err
@@ -174,3 +163,49 @@ def test_unusable_dataset_is_one_error_line_and_exit_1(
         assert len(lines) == 1 and lines[0].startswith("error:"), err
         assert str(path) in lines[0]
         assert "Traceback" not in err and out == ""
+
+
+@pytest.fixture
+def split_jpegs(tmp_path: Path) -> Path:
+    """train/test folders of synthetic 256 px JPEGs (big enough for JPEG draft decoding to
+    matter), one of them cropped to landscape format."""
+    from landscape.data.synth import SynthSpec, generate_dataset
+
+    source = generate_dataset(
+        tmp_path / "synth", SynthSpec(per_class=3, size=256, seed=7, classes=("coast", "forest"))
+    ).out
+    root = tmp_path / "ds"
+    for cls in ("coast", "forest"):
+        files = sorted((source / cls).glob("*.jpg"))
+        for split, chunk in (("train", files[:2]), ("test", files[2:])):
+            (root / split / cls).mkdir(parents=True)
+            for src in chunk:
+                shutil.copyfile(src, root / split / cls / src.name)
+    wide = next((root / "train" / "forest").iterdir())
+    with Image.open(wide) as img:
+        img.crop((0, 48, 256, 208)).save(wide, quality=90)
+    return root
+
+
+@pytest.mark.parametrize("command", ["stats", "audit"])
+def test_printed_mean_std_are_what_normalize_dataset_uses(
+    split_jpegs: Path, run_cli: Callable[..., CliResult], command: str
+) -> None:
+    from landscape.data.datasets import load_dataset
+    from landscape.data.stats import channel_stats
+
+    # What the trainer computes for --normalize dataset: channel_stats of the train split.
+    index = load_dataset(split_jpegs)
+    mean, std, n = channel_stats([s.path for s in index.samples if s.split == "train"])
+    assert n == 4
+
+    result = run_cli("data", command, split_jpegs, "--json")
+    assert result.code == 0, result.err
+    summary = json.loads(result.out)
+    assert summary["channel_stats"]["split"] == "train"
+    assert (summary["mean"], summary["std"], summary["channel_stats"]["images"]) == (mean, std, n)
+
+    result = run_cli("data", command, split_jpegs)
+    assert result.code == 0, result.err
+    line = next(text for text in result.out.splitlines() if text.startswith("channel mean"))
+    assert re.findall(r"\d+\.\d+", line) == [f"{v:.4f}" for v in [*mean, *std]]

@@ -12,17 +12,12 @@ import pytest
 from PIL import Image
 
 from landscape.data.audit import audit_dataset, dataset_stats
+from landscape.data.stats import channel_stats
 from landscape.errors import DatasetError
 
-INTEL = Path(__file__).resolve().parents[2] / ".." / "shared" / "datasets" / "intel-sample"
 
-needs_intel = pytest.mark.skipif(
-    not INTEL.is_dir(), reason=f"real photos not found at {INTEL} (shared test data missing)"
-)
-
-
-def _photos(label: str, n: int, start: int = 0) -> list[Path]:
-    return sorted((INTEL / label).glob("*.jpg"))[start : start + n]
+def _photos(intel_dir: Path, label: str, n: int, start: int = 0) -> list[Path]:
+    return sorted((intel_dir / label).glob("*.jpg"))[start : start + n]
 
 
 @dataclass
@@ -42,7 +37,7 @@ class Planted:
     cmyk: str
 
 
-def build_planted(root: Path) -> Planted:
+def _build_planted(root: Path, intel_dir: Path) -> Planted:
     """Kaggle-style split folders of copied Intel photos plus one of each defect."""
     train, test = root / "Training Data", root / "Testing Data"
     clean: list[str] = []
@@ -54,7 +49,11 @@ def build_planted(root: Path) -> Planted:
         clean.append(rel)
         return rel
 
-    forest, sea, mountain = _photos("forest", 9), _photos("sea", 7), _photos("mountain", 4)
+    forest, sea, mountain = (
+        _photos(intel_dir, "forest", 9),
+        _photos(intel_dir, "sea", 7),
+        _photos(intel_dir, "mountain", 4),
+    )
     for i, src in enumerate(forest[:4]):
         copy(src, train / "forest" / f"f{i}.jpg")
     for i, src in enumerate(sea[:4]):
@@ -114,8 +113,8 @@ def build_planted(root: Path) -> Planted:
 
 
 @pytest.fixture
-def planted(tmp_path: Path) -> Planted:
-    return build_planted(tmp_path / "landscapes")
+def planted(tmp_path: Path, intel_dir: Path) -> Planted:
+    return _build_planted(tmp_path / "landscapes", intel_dir)
 
 
 def _flagged(report: dict) -> set[str]:
@@ -127,8 +126,6 @@ def _flagged(report: dict) -> set[str]:
     return paths
 
 
-@pytest.mark.intel
-@needs_intel
 def test_every_planted_defect_is_found_and_clean_files_are_not(planted: Planted) -> None:
     calls: list[int] = []
     report = audit_dataset(planted.root, progress=calls.append).to_dict()
@@ -168,7 +165,7 @@ def test_every_planted_defect_is_found_and_clean_files_are_not(planted: Planted)
     assert report["missing_classes"] == {}
     assert report["channel_stats"]["split"] == "train"
     assert report["channel_stats"]["images"] == 14  # 16 train images minus the 2 corrupt ones
-    assert "64 px" in report["channel_stats"]["note"]
+    assert report["channel_stats"]["size"] == 64 and "64x64 px" in report["channel_stats"]["note"]
     assert all(0.0 < m < 1.0 for m in report["mean"]) and all(0.0 < s < 0.5 for s in report["std"])
 
     # Nothing clean is flagged, except the members of the planted duplicate pairs.
@@ -178,16 +175,17 @@ def test_every_planted_defect_is_found_and_clean_files_are_not(planted: Planted)
     assert not (set(planted.clean) - set(planted.exact) - set(planted.near)) & _flagged(report)
 
 
-@pytest.mark.intel
-@needs_intel
-def test_exact_copy_across_splits_is_exact_leakage_and_label_conflict(tmp_path: Path) -> None:
+def test_exact_copy_across_splits_is_exact_leakage_and_label_conflict(
+    tmp_path: Path, intel_dir: Path
+) -> None:
     root = tmp_path / "intel"
-    photos = _photos("glacier", 6, start=20)
+    photos = _photos(intel_dir, "glacier", 6, start=20)
+    streets = _photos(intel_dir, "street", 4, start=40)
     for split, chunk in (("seg_train", photos[:4]), ("seg_test", photos[4:])):
         for cls in ("glacier", "street"):
             folder = root / split / split / cls  # the Kaggle Intel download nests seg_train twice
             folder.mkdir(parents=True)
-            for src in chunk if cls == "glacier" else _photos("street", len(chunk), start=40):
+            for src in chunk if cls == "glacier" else streets[: len(chunk)]:
                 shutil.copyfile(src, folder / src.name)
     leaked = photos[0]
     shutil.copyfile(leaked, root / "seg_test" / "seg_test" / "street" / "leak.jpg")
@@ -204,13 +202,12 @@ def test_exact_copy_across_splits_is_exact_leakage_and_label_conflict(tmp_path: 
     assert any(c["labels"] == ["glacier", "street"] for c in report["label_conflicts"])
 
 
-@pytest.mark.intel
-@needs_intel
-def test_csv_manifest_listing_one_file_in_two_splits(tmp_path: Path) -> None:
+def test_csv_manifest_listing_one_file_in_two_splits(tmp_path: Path, intel_dir: Path) -> None:
     images = tmp_path / "images"
     images.mkdir()
     rows = []
-    for i, src in enumerate(_photos("forest", 3, start=30) + _photos("sea", 3, start=30)):
+    photos = _photos(intel_dir, "forest", 3, start=30) + _photos(intel_dir, "sea", 3, start=30)
+    for i, src in enumerate(photos):
         dest = images / f"{i}.jpg"
         shutil.copyfile(src, dest)
         rows.append([f"images/{i}.jpg", "forest" if i < 3 else "sea", "train" if i % 3 else "test"])
@@ -242,10 +239,13 @@ def test_channel_stats_use_the_training_split_only(tmp_path: Path) -> None:
 
     report = audit_dataset(root)
     assert report.mean == [0.5, 0.0, 0.5]
-    assert report.std == [0.5, 0.0, 0.5]
+    # The constant green channel gets the variance floor training uses, never a zero std.
+    assert report.std == pytest.approx([0.5, 0.0, 0.5], abs=1e-5) and report.std[1] > 0
     assert report.channel_stats["split"] == "train" and report.channel_stats["images"] == 2
     stats = dataset_stats(root)
-    assert stats.mean == [0.5, 0.0, 0.5] and stats.std == [0.5, 0.0, 0.5]
+    assert (stats.mean, stats.std) == (report.mean, report.std)
+    train = [root / "train" / "red" / "a.png", root / "train" / "blue" / "b.png"]
+    assert channel_stats(train) == (report.mean, report.std, 2)
     assert stats.splits == {"train": {"blue": 1, "red": 1}, "test": {"blue": 1, "red": 1}}
     assert stats.sizes["all"]["width"] == {"min": 96, "median": 96.0, "max": 96}
 

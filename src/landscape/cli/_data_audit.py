@@ -160,8 +160,9 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Summarise a dataset: images per split and class, image sizes, channel mean/std.
 
-        Mean/std are of the training split (all images when there is no split), useful as the
-        normalisation of a model trained from scratch. Example: `landscape data stats demo-data`
+        Mean/std are of the training split (all images when there is no split), computed exactly
+        as `landscape train --normalize dataset` computes them. Example:
+        `landscape data stats demo-data`
         """
         from landscape.data.audit import stats_index
         from landscape.data.datasets import load_dataset

@@ -2,9 +2,11 @@
 
 :func:`audit_dataset` reads every image file exactly once: the bytes give the sha256, the header
 gives size and mode, a full decode (:func:`~landscape.data.io.open_image`) proves the file is
-readable and feeds both the perceptual hash and the channel statistics. Nothing is ever raised for
-a bad file; it is listed in the report with the reason. Only an unusable dataset (missing, no
-images, a single class) raises :class:`~landscape.errors.DatasetError`, from
+readable and feeds the perceptual hash; the channel statistics come from
+:func:`~landscape.data.stats.pixel_sums` of the same bytes, the rule training's
+``--normalize dataset`` uses, so the printed mean/std are the ones a model would get. Nothing is
+ever raised for a bad file; it is listed in the report with the reason. Only an unusable dataset
+(missing, no images, a single class) raises :class:`~landscape.errors.DatasetError`, from
 :func:`~landscape.data.datasets.load_dataset`.
 
 :func:`dataset_stats` is the cheap summary (counts, sizes, modes, channel mean/std) behind
@@ -20,7 +22,7 @@ import statistics
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,9 +34,9 @@ from landscape.errors import ImageDecodeError, UserError
 from .datasets import SPLITS, DatasetIndex, Sample, load_dataset
 from .hashing import NEAR_DUPLICATE_BITS, ImageHashes, group_near_duplicates
 from .io import open_image
+from .stats import STATS_SIZE, PixelSums, pixel_sums
 
 __all__ = [
-    "STATS_SHORT_SIDE",
     "AuditReport",
     "DatasetStats",
     "Leak",
@@ -44,9 +46,8 @@ __all__ = [
     "stats_index",
 ]
 
-#: Images are resized to this short side before channel mean/std: the statistics of a 64 px
-#: thumbnail match the full image's to ~1e-3 and cost a fraction of the arithmetic.
-STATS_SHORT_SIDE = 64
+# pHash works on 32x32 anyway; a 64 px short side keeps it close to hashing.perceptual_hash's.
+_HASH_SHORT_SIDE = 64
 #: Split (in this order of preference) whose pixels the channel mean/std describe.
 _STATS_SPLITS = ("train", "all")
 
@@ -64,43 +65,6 @@ class Leak:
     paths: tuple[Path, ...]
     splits: tuple[str, ...]  # aligned with ``paths``
     kind: str
-
-
-@dataclass(frozen=True)
-class _PixelSums:
-    """Per-channel sum and sum of squares of one image's thumbnail (values in [0, 1])."""
-
-    total: np.ndarray
-    total_sq: np.ndarray
-    pixels: int
-
-    @classmethod
-    def of(cls, rgb: Image.Image, short_side: int) -> _PixelSums:
-        array = np.asarray(_shrink(rgb, short_side), dtype=np.float64).reshape(-1, 3) / 255.0
-        return cls(array.sum(axis=0), np.square(array).sum(axis=0), int(array.shape[0]))
-
-
-@dataclass
-class _ChannelStats:
-    """Running per-channel sums of pixel values in [0, 1] (float64, so 12k images stay exact)."""
-
-    total: np.ndarray = field(default_factory=lambda: np.zeros(3))
-    total_sq: np.ndarray = field(default_factory=lambda: np.zeros(3))
-    pixels: int = 0
-    images: int = 0
-
-    def add(self, sums: _PixelSums) -> None:
-        self.total += sums.total
-        self.total_sq += sums.total_sq
-        self.pixels += sums.pixels
-        self.images += 1
-
-    def mean_std(self) -> tuple[list[float], list[float]]:
-        if self.pixels == 0:
-            return [], []
-        mean = self.total / self.pixels
-        var = np.maximum(self.total_sq / self.pixels - np.square(mean), 0.0)
-        return [round(float(v), 4) for v in mean], [round(float(v), 4) for v in np.sqrt(var)]
 
 
 @dataclass
@@ -153,8 +117,9 @@ class AuditReport:
     ``exact_duplicates``/``near_duplicates`` ``[[path, ...]]`` (near groups hold at least two
     different contents), ``near_bits``, ``leakage [{paths, splits (aligned), kind: exact|near}]``,
     ``label_conflicts [{paths, labels}]``, ``imbalance {split: max/min or null}``,
-    ``missing_classes {split: [class]}``, ``mean``/``std`` (RGB), ``channel_stats {split, images,
-    short_side, note}`` and ``findings``. Splits are keyed ``"all"`` when the dataset has none.
+    ``missing_classes {split: [class]}``, ``mean``/``std`` (RGB, full precision: the values
+    ``--normalize dataset`` uses), ``channel_stats {split, images, size, note}`` and
+    ``findings``. Splits are keyed ``"all"`` when the dataset has none.
     """
 
     root: Path
@@ -247,7 +212,7 @@ class _FileFacts:
     phash: np.ndarray | None = None
     error: str | None = None
     # Sums rather than thumbnails are kept: 12k thumbnails would hold ~200 MB until the end.
-    pixel_sums: _PixelSums | None = None  # only for images of the statistics split
+    pixel_sums: PixelSums | None = None  # only for images of the statistics split
 
 
 def _relative(path: Path, root: Path) -> str:
@@ -288,8 +253,8 @@ def _header(data: bytes) -> tuple[tuple[int, int], str] | None:
         return None
 
 
-def _inspect(path: Path, *, want_stats: bool, short_side: int) -> _FileFacts:
-    """Read ``path`` once: sha256, header, full decode, pHash and (optionally) a thumbnail."""
+def _inspect(path: Path, *, want_stats: bool, stats_size: int) -> _FileFacts:
+    """Read ``path`` once: sha256, header, full decode, pHash and (optionally) pixel sums."""
     import imagehash
 
     facts = _FileFacts()
@@ -314,11 +279,22 @@ def _inspect(path: Path, *, want_stats: bool, short_side: int) -> _FileFacts:
         return facts
     # pHash works on 32x32 anyway; hashing a thumbnail (like hashing.perceptual_hash's JPEG
     # draft) spares a Lanczos resize of a full 12 Mpx photo and keeps the two hashes close.
-    thumb = _shrink(rgb, short_side)
+    thumb = _shrink(rgb, _HASH_SHORT_SIDE)
     facts.phash = np.asarray(imagehash.phash(thumb).hash, dtype=bool).reshape(-1)
     if want_stats:
-        facts.pixel_sums = _PixelSums.of(thumb, short_side)
+        # A second, draft-mode decode of the bytes in memory (a fraction of the full one): the
+        # statistics must be those of training's rule, not of a shrunk full decode.
+        facts.pixel_sums = _stats_sums(data, stats_size, facts)
     return facts
+
+
+def _stats_sums(source: Path | bytes, size: int, facts: _FileFacts) -> PixelSums | None:
+    """:func:`pixel_sums` of ``source``; None with ``facts.error`` set when it does not decode."""
+    try:
+        return pixel_sums(source, size=size)
+    except ImageDecodeError as exc:
+        facts.error = _reason(exc)
+        return None
 
 
 def _map_files(
@@ -422,29 +398,31 @@ def _stats_subset(index: DatasetIndex) -> tuple[str, set[int]]:
     return "all", set(range(len(index.samples)))
 
 
-def _channel_summary(stats: _ChannelStats, subset: str, short_side: int) -> dict[str, Any]:
+def _channel_summary(sums: PixelSums, subset: str, size: int) -> dict[str, Any]:
     return {
         "split": subset,
-        "images": stats.images,
-        "short_side": short_side,
+        "images": sums.images,
+        "size": size,
         "note": (
             "RGB pixel values scaled to [0, 1], of "
             + ("the training images" if subset == "train" else "all images")
-            + f" resized to a {short_side} px short side for speed"
+            + f" shrunk to fit {size}x{size} px, as --normalize dataset computes them"
         ),
     }
 
 
 def _channel_totals(
     facts: Sequence[_FileFacts], ids: Iterable[int]
-) -> tuple[list[float], list[float], _ChannelStats]:
-    channel = _ChannelStats()
+) -> tuple[list[float], list[float], PixelSums]:
+    # Added in dataset order, the order training passes the train split to channel_stats, so
+    # the float sums (and the printed numbers) are bit-identical to what training uses.
+    total = PixelSums()
     for i in sorted(ids):
         sums = facts[i].pixel_sums
         if sums is not None:
-            channel.add(sums)
-    mean, std = channel.mean_std()
-    return mean, std, channel
+            total = total + sums
+    mean, std = total.mean_std()
+    return mean, std, total
 
 
 def _groups(ids: Sequence[int]) -> list[list[int]]:
@@ -464,17 +442,19 @@ def audit_index(
     near_bits: int = NEAR_DUPLICATE_BITS,
     progress: ProgressFn | None = None,
     workers: int | None = None,
-    short_side: int = STATS_SHORT_SIDE,
+    stats_size: int = STATS_SIZE,
 ) -> AuditReport:
     """Audit an already loaded dataset; ``progress(1)`` is called once per image file.
 
-    See :func:`audit_dataset`. ``workers`` threads decode in parallel (default: up to 8).
+    See :func:`audit_dataset`. ``workers`` threads decode in parallel (default: up to 8);
+    ``stats_size`` is the thumbnail box of the channel statistics (see
+    :func:`~landscape.data.stats.stats_thumbnail`).
     """
     samples = index.samples
     subset, stats_ids = _stats_subset(index)
     wanted = {samples[i].path for i in stats_ids}
     facts = _map_files(
-        lambda p: _inspect(p, want_stats=p in wanted, short_side=short_side),
+        lambda p: _inspect(p, want_stats=p in wanted, stats_size=stats_size),
         [s.path for s in samples],
         progress,
         workers,
@@ -546,7 +526,7 @@ def audit_index(
         missing_classes=missing,
         mean=mean,
         std=std,
-        channel_stats=_channel_summary(channel, subset, short_side),
+        channel_stats=_channel_summary(channel, subset, stats_size),
         near_bits=near_bits,
     )
 
@@ -569,7 +549,7 @@ def audit_dataset(
     return audit_index(load_dataset(root), near_bits=near_bits, progress=progress)
 
 
-def _stats_facts(path: Path, *, want_stats: bool, short_side: int) -> _FileFacts:
+def _stats_facts(path: Path, *, want_stats: bool, stats_size: int) -> _FileFacts:
     facts = _FileFacts()
     try:
         with Image.open(path) as img:
@@ -578,11 +558,7 @@ def _stats_facts(path: Path, *, want_stats: bool, short_side: int) -> _FileFacts
         facts.error = str(exc) or type(exc).__name__
         return facts
     if want_stats:
-        try:
-            image = open_image(path, draft=(short_side, short_side))
-            facts.pixel_sums = _PixelSums.of(image, short_side)
-        except ImageDecodeError as exc:
-            facts.error = _reason(exc)
+        facts.pixel_sums = _stats_sums(path, stats_size, facts)
     return facts
 
 
@@ -591,14 +567,14 @@ def stats_index(
     *,
     progress: ProgressFn | None = None,
     workers: int | None = None,
-    short_side: int = STATS_SHORT_SIDE,
+    stats_size: int = STATS_SIZE,
 ) -> DatasetStats:
     """Summarise a loaded dataset; ``progress(1)`` per file. See :func:`dataset_stats`."""
     samples = index.samples
     subset, stats_ids = _stats_subset(index)
     wanted = {samples[i].path for i in stats_ids}
     facts = _map_files(
-        lambda p: _stats_facts(p, want_stats=p in wanted, short_side=short_side),
+        lambda p: _stats_facts(p, want_stats=p in wanted, stats_size=stats_size),
         [s.path for s in samples],
         progress,
         workers,
@@ -615,7 +591,7 @@ def stats_index(
         modes=modes,
         mean=mean,
         std=std,
-        channel_stats=_channel_summary(channel, subset, short_side),
+        channel_stats=_channel_summary(channel, subset, stats_size),
         unreadable=sum(1 for f in facts if f.error),
     )
 
