@@ -4,12 +4,21 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 
+from landscape.config import CLASSIC_HEADS
 from landscape.errors import UserError
 
+from ._config_options import config_flags, with_config_flags
+from ._options import (
+    BackendOption,
+    BatchSizeOption,
+    ConfigFileOption,
+    JsonOption,
+    NoProgressOption,
+)
 from ._output import console, err_console, print_json
 
 
@@ -30,116 +39,44 @@ def _collect_images(paths: list[Path]) -> list[Path]:
     return files
 
 
+@with_config_flags(config_flags())
 def train(
-    data: Path = typer.Option(
-        None, "--data", help="Dataset folder (class folders or splits) or CSV."
-    ),
-    config: Path = typer.Option(None, "--config", "-c", help="YAML config; flags override keys."),
-    backbone: str = typer.Option(
-        None, "--backbone", "-b", help="Backbone name (`landscape models list`)."
-    ),
-    weights: str = typer.Option(None, "--weights", "-w", help="packaged | hub | none | PATH."),
-    sha256: str = typer.Option(None, "--sha256", help="Expected sha256 of a --weights PATH."),
-    policy: str = typer.Option(None, "--policy", "-p", help="frozen | deepest:N | all."),
-    bn: str = typer.Option(None, "--bn", help="BatchNorm of frozen blocks: freeze | train."),
-    head: str = typer.Option(
-        None,
-        "--head",
-        help="linear | mlp (Linear-ReLU-Dropout-Linear) | svm | logreg (scikit-learn on features).",
-    ),
-    layer: str = typer.Option(
-        None,
-        "--layer",
-        help="svm/logreg: backbone module giving the features (e.g. features.23, layer3); "
-        "default: the pooled output.",
-    ),
-    c: float = typer.Option(None, "--C", help="svm/logreg: inverse regularisation strength."),
-    epochs: int = typer.Option(None, "--epochs", "-e", help="Epochs (of the last stage)."),
-    fine_tune: int = typer.Option(
-        None, "--fine-tune", help="Head-only epochs before unfreezing --policy."
-    ),
-    batch_size: int = typer.Option(None, "--batch-size", help="Batch size."),
-    optimizer: str = typer.Option(None, "--optimizer", help="sgd | adam | adamw."),
-    lr: float = typer.Option(
-        None, "--lr", help="Learning rate (head; backbone × backbone_lr_mult)."
-    ),
-    weight_decay: float = typer.Option(
-        None, "--weight-decay", help="Weight decay (not on norms/biases)."
-    ),
-    scheduler: str = typer.Option(None, "--scheduler", help="none | plateau | cosine | onecycle."),
-    augmentation: str = typer.Option(
-        None, "--augmentation", "--aug", help="none | paper | strong."
-    ),
-    mixup: float = typer.Option(None, "--mixup", help="MixUp alpha (0 = off)."),
-    cutmix: float = typer.Option(None, "--cutmix", help="CutMix alpha (0 = off)."),
-    normalize: str = typer.Option(None, "--normalize", help="pretrained | dataset."),
-    max_per_class: int = typer.Option(
-        None, "--max-per-class", help="Cap training images per class."
-    ),
-    cache_features: str = typer.Option(None, "--cache-features", help="auto | on | off."),
-    seed: int = typer.Option(None, "--seed", help="Seed (split, init, shuffling)."),
-    out: Path = typer.Option(None, "--out", "-o", help="Run directory (default runs/latest)."),
-    resume: Path = typer.Option(None, "--resume", help="Continue the run in this directory."),
-    workers: int = typer.Option(
-        None, "--workers", help="DataLoader workers (default: from cores)."
-    ),
-    accelerator: str = typer.Option(None, "--accelerator", help="cpu | gpu | auto."),
-    devices: str = typer.Option(None, "--devices", help="Devices (e.g. 2) for data-parallel runs."),
-    strategy: str = typer.Option(None, "--strategy", help="auto | ddp."),
-    precision: str = typer.Option(None, "--precision", help="32 | bf16."),
-    no_progress: bool = typer.Option(False, "--no-progress", help="Hide progress bars."),
-    tensorboard: bool = typer.Option(
-        False, "--tensorboard", help="Also log to RUN_DIR/tensorboard (extra: tensorboard)."
-    ),
-    as_json: bool = typer.Option(False, "--json", help="Print the final metrics as JSON."),
+    overrides: dict[str, Any],
+    config: ConfigFileOption = None,
+    resume: Annotated[
+        Path | None,
+        typer.Option("--resume", help="Continue the interrupted run in this directory."),
+    ] = None,
+    no_progress: NoProgressOption = False,
+    as_json: JsonOption = False,
 ) -> None:
     """Train a classifier on a dataset and write a model bundle to RUN_DIR/bundle.
 
+    Every flag sets the TrainConfig key of the same name (see `--config`); `--fine-tune E1`
+    trains the head alone for E1 epochs, then unfreezes `--policy` (default deepest:1).
+    `--head logreg|svm` fit scikit-learn on frozen features over every training image, with C
+    chosen by cross-validation (`--C auto`); prefer logreg, which scored 3 points above the
+    linear SVM on real scene photos.
+
     Examples:
+
     `landscape train --data demo-data --backbone efficientnet_lite0 --weights packaged
     --policy frozen --epochs 10 --out runs/demo`
+
     `landscape train --config configs/paper/resnet18.yaml --epochs 3`
+
     `landscape train --resume runs/demo`
-    `landscape train --data scenes --backbone vgg16 --weights hub --head svm --layer features.23
-    --out runs/vgg-svm`
+
+    `landscape train --data scenes --head logreg --layer blocks.5 --out runs/logreg`
     """
     from landscape.config import load_train_config, load_yaml
-    from landscape.train.classic import CLASSIC_HEADS, fit_classic
     from landscape.train.trainer import fit
     from landscape.train.trainer import resume as resume_run
 
-    overrides: dict[str, Any] = {
-        "data": str(data) if data else None,
-        "backbone": backbone,
-        "weights": weights,
-        "weights_sha256": sha256,
-        "policy": policy,
-        "bn": bn,
-        "epochs": epochs,
-        "batch_size": batch_size,
-        "augmentation": augmentation,
-        "mixup": mixup,
-        "cutmix": cutmix,
-        "normalize": normalize,
-        "layer": layer,
-        "max_per_class": max_per_class,
-        "cache_features": cache_features,
-        "seed": seed,
-        "out": str(out) if out else None,
-        "num_workers": workers,
-        "accelerator": accelerator,
-        "devices": int(devices) if devices and devices.isdigit() else devices,
-        "strategy": strategy,
-        "precision": precision,
-        "progress": False if (no_progress or as_json) else None,
-        "tensorboard": True if tensorboard else None,
-    }
-    optim = {"name": optimizer, "lr": lr, "weight_decay": weight_decay, "scheduler": scheduler}
-    overrides["optim"] = {k: v for k, v in optim.items() if v is not None} or None
-    overrides["head"] = {k: v for k, v in {"kind": head, "C": c}.items() if v is not None} or None
-    if fine_tune:
-        overrides["fine_tune"] = {"head_epochs": fine_tune, "unfreeze": policy or "deepest:1"}
-        overrides["policy"] = None
+    if no_progress or as_json:
+        overrides["progress"] = False
+    if "fine_tune" in overrides:
+        overrides["fine_tune"]["unfreeze"] = overrides.pop("policy", "deepest:1")
     if resume is not None:
         saved = resume / "config.yaml"
         if saved.is_file() and (load_yaml(saved).get("head") or {}).get("kind") in CLASSIC_HEADS:
@@ -150,33 +87,39 @@ def train(
             )
         result = resume_run(resume, {k: v for k, v in overrides.items() if k == "progress"})
     else:
-        if data is None and config is None:
+        if "data" not in overrides and config is None:
             raise UserError("no dataset given", fix="pass --data DIR or --config X.yaml")
-        cfg = load_train_config(config, overrides)
-        result = fit_classic(cfg) if cfg.head.kind in CLASSIC_HEADS else fit(cfg)
+        result = fit(load_train_config(config, overrides))
     if not result.is_main:
         return  # an extra process of a data-parallel run: the main one reports
     summary = {"run_dir": str(result.run_dir), "bundle": str(result.bundle), **result.metrics}
     if as_json:
         print_json(summary)
         return
-    test = result.metrics.get("test_acc")
     console.print(
-        f"[bold green]done[/] val_acc={result.metrics['val_acc']:.4f}"
-        + (f" test_acc={test:.4f}" if test is not None else "")
-        + f" in {result.metrics['train_seconds']:.1f}s → {result.bundle}"
+        f"[bold green]done[/] {_score_line(result.metrics)} in "
+        f"{result.metrics['train_seconds']:.1f}s → {result.bundle}"
     )
+
+
+def _score_line(metrics: dict[str, Any]) -> str:
+    parts = [
+        f"{key}={metrics[key]:.4f}"
+        for key in ("val_acc", "cv_acc", "test_acc")
+        if metrics.get(key) is not None
+    ]
+    if metrics.get("C_search"):
+        parts.append(f"C={metrics['C']:g}")
+    return " ".join(parts)
 
 
 def predict(
     bundle: Path = typer.Argument(..., help="Model bundle (folder or .landscape)."),
     paths: list[Path] = typer.Argument(..., help="Image files or folders."),
-    batch_size: int = typer.Option(32, "--batch-size", help="Images per batch."),
-    top: int = typer.Option(3, "--top", help="How many classes to show per image."),
-    as_json: bool = typer.Option(False, "--json", help="Print one JSON array."),
-    backend: str = typer.Option(
-        "torch", "--backend", help="torch | onnx | onnx-int8 (after `landscape export`)."
-    ),
+    batch_size: BatchSizeOption = 32,
+    top: Annotated[int, typer.Option("--top", min=1, help="Classes shown per image.")] = 3,
+    as_json: JsonOption = False,
+    backend: BackendOption = "torch",
 ) -> None:
     """Classify images with a model bundle; prints label, confidence and top-k.
 

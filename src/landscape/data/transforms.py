@@ -12,14 +12,30 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-__all__ = ["AUGMENTATIONS", "Preprocessing", "batch_mixer", "eval_transform", "train_transform"]
+__all__ = [
+    "AUGMENTATIONS",
+    "Crop",
+    "Preprocessing",
+    "batch_mixer",
+    "eval_transform",
+    "train_transform",
+]
 
 Augmentation = Literal["none", "paper", "strong"]
 AUGMENTATIONS: tuple[str, ...] = ("none", "paper", "strong")
 
 
+Crop = Literal["full", "center"]
+
+
 class Preprocessing(BaseModel):
-    """How a model expects its input: resize shorter side, center crop, normalise."""
+    """How a model expects its input: resize, crop, normalise.
+
+    ``crop="center"`` resizes the shorter side to ``resize_size`` and centre-crops
+    ``input_size`` (the ImageNet evaluation transform); ``crop="full"`` resizes the whole image
+    to ``input_size`` × ``input_size``, so a scene's borders stay in view. Bundles written before
+    ``crop`` existed load as ``center``, which is what they were trained with.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -28,6 +44,7 @@ class Preprocessing(BaseModel):
     interpolation: Literal["bilinear", "bicubic"] = "bilinear"
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
+    crop: Crop = "center"
 
 
 def _interp(name: str) -> Any:
@@ -47,17 +64,23 @@ def _to_tensor(pre: Preprocessing) -> list[Any]:
     ]
 
 
-def eval_transform(pre: Preprocessing) -> Callable[[Any], Any]:
-    """Deterministic PIL → normalised tensor: resize, center crop, normalise."""
+def _geometry(pre: Preprocessing) -> list[Any]:
     from torchvision.transforms import v2
 
-    return v2.Compose(
-        [
-            v2.Resize(pre.resize_size, interpolation=_interp(pre.interpolation), antialias=True),
-            v2.CenterCrop(pre.input_size),
-            *_to_tensor(pre),
-        ]
-    )
+    interp = _interp(pre.interpolation)
+    if pre.crop == "full":
+        return [v2.Resize((pre.input_size, pre.input_size), interpolation=interp, antialias=True)]
+    return [
+        v2.Resize(pre.resize_size, interpolation=interp, antialias=True),
+        v2.CenterCrop(pre.input_size),
+    ]
+
+
+def eval_transform(pre: Preprocessing) -> Callable[[Any], Any]:
+    """Deterministic PIL → normalised tensor: resize (and centre-crop), normalise."""
+    from torchvision.transforms import v2
+
+    return v2.Compose([*_geometry(pre), *_to_tensor(pre)])
 
 
 def train_transform(pre: Preprocessing, augmentation: Augmentation) -> Callable[[Any], Any]:
@@ -68,9 +91,11 @@ def train_transform(pre: Preprocessing, augmentation: Augmentation) -> Callable[
         return eval_transform(pre)
     interp = _interp(pre.interpolation)
     if augmentation == "paper":
-        # The seed study: Resize 256, RandomCrop 224, HFlip, Rotation 15, ColorJitter, Normalize.
+        # The seed study: Resize 256, RandomCrop 224, HFlip, Rotation 15, ColorJitter, Normalize;
+        # with crop "full" the whole image is resized to a square first, so crops stay scene-wide.
+        size = (pre.resize_size, pre.resize_size) if pre.crop == "full" else pre.resize_size
         steps: list[Any] = [
-            v2.Resize(pre.resize_size, interpolation=interp, antialias=True),
+            v2.Resize(size, interpolation=interp, antialias=True),
             v2.RandomCrop(pre.input_size),
             v2.RandomHorizontalFlip(),
             v2.RandomRotation(15, interpolation=interp),

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from landscape.config import BACKENDS
 from landscape.data.io import open_image
 from landscape.data.transforms import eval_transform
 from landscape.errors import UserError
@@ -117,10 +118,6 @@ class _OnnxBackend:
     def run(self, batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         logits, features = self.session.run(None, {"image": batch.float().numpy()})
         return torch.from_numpy(logits), torch.from_numpy(features)
-
-
-#: backend names accepted by :meth:`Predictor.from_bundle` (and ``--backend``)
-BACKENDS: tuple[str, ...] = ("torch", "onnx", "onnx-int8")
 
 
 def _require_backend(name: str) -> None:

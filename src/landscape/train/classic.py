@@ -15,7 +15,6 @@ ranking score, not a calibrated probability (``landscape evaluate`` can fit a te
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 import warnings
@@ -25,33 +24,36 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
-import yaml
 from torch import nn
 
-from landscape.config import TrainConfig
-from landscape.errors import ConfigError, DatasetError, UserError
-from landscape.models.bundle import save_bundle
-from landscape.models.heads import HeadSpec, build_head
+from landscape.config import CLASSIC_HEADS, HeadSpec, TrainConfig
+from landscape.errors import ConfigError, DatasetError
+from landscape.models.heads import build_head
 from landscape.models.net import LandscapeNet
 from landscape.models.truncate import probe_backbone, probe_info
 
-from .trainer import (
-    RunResult,
-    _prepare_data,
-    _preprocessing,
-    extract_split_features,
-    run_provenance,
-)
+from .data_prep import extract_split_features, prepare_data, resolve_preprocessing
+from .run_files import check_new_run_dir, write_config, write_run_outputs
+from .trainer import RunResult
 
 if TYPE_CHECKING:
     from sklearn.pipeline import Pipeline
 
-__all__ = ["CLASSIC_HEADS", "ClassicResult", "fit_classic", "fold_linear", "make_estimator"]
+__all__ = [
+    "CLASSIC_HEADS",
+    "C_GRID",
+    "CSearch",
+    "ClassicResult",
+    "fit_classic",
+    "fold_linear",
+    "make_estimator",
+    "select_c",
+]
 
 log = logging.getLogger(__name__)
 
-#: head kinds fitted by scikit-learn instead of gradient descent
-CLASSIC_HEADS: tuple[str, ...] = ("svm", "logreg")
+#: the log grid ``--C auto`` searches by stratified k-fold cross-validation
+C_GRID: tuple[float, ...] = (1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0)
 _SCALING = "standard (folded into the linear layer)"
 
 
@@ -60,6 +62,70 @@ class ClassicResult(RunResult):
     """A finished classic run; ``estimator`` is the fitted scikit-learn pipeline (in memory)."""
 
     estimator: Any = None
+
+
+@dataclass(frozen=True)
+class CSearch:
+    """How C was chosen: the grid, the folds and the mean cross-validated accuracy per C."""
+
+    C: float
+    folds: int
+    grid: tuple[float, ...]
+    cv_acc: tuple[float, ...]
+
+    @property
+    def best_cv_acc(self) -> float:
+        """Mean cross-validated accuracy of the chosen C."""
+        return self.cv_acc[self.grid.index(self.C)]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form (metrics.json, bundle.json)."""
+        return {
+            "C": self.C,
+            "folds": self.folds,
+            "cv_acc": self.best_cv_acc,
+            "grid": list(self.grid),
+            "cv_acc_by_C": list(self.cv_acc),
+        }
+
+
+def select_c(
+    kind: str,
+    x: np.ndarray,
+    y: np.ndarray,
+    *,
+    folds: int = 5,
+    grid: tuple[float, ...] = C_GRID,
+    seed: int = 0,
+    balanced: bool = False,
+) -> CSearch:
+    """Choose C by stratified k-fold cross-validation (accuracy) on the training features.
+
+    Folds are capped by the smallest class; a tie goes to the smaller C (stronger
+    regularisation generalises better at equal CV accuracy).
+    """
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.model_selection import StratifiedKFold, cross_val_score
+
+    smallest = int(np.bincount(y).min()) if len(y) else 0
+    k = min(folds, smallest)
+    if k < 2:
+        raise ConfigError(
+            f"--C auto needs at least 2 training images of every class (smallest: {smallest})",
+            fix="add images or pass a fixed --C (e.g. --C 0.1)",
+        )
+    splitter = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
+    scores = []
+    for c in grid:
+        with warnings.catch_warnings():
+            # Unconverged fits at extreme C are part of the search; the final fit warns.
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            fold_acc = cross_val_score(
+                make_estimator(kind, c, seed=seed, balanced=balanced), x, y, cv=splitter
+            )
+        scores.append(float(np.mean(fold_acc)))
+    best = grid[int(np.argmax(scores))]
+    return CSearch(C=best, folds=k, grid=tuple(grid), cv_acc=tuple(scores))
 
 
 def make_estimator(kind: str, C: float, *, seed: int = 0, balanced: bool = False) -> Pipeline:
@@ -121,7 +187,7 @@ def _linear_head(weight: np.ndarray, bias: np.ndarray) -> nn.Module:
 
 
 def _check_config(cfg: TrainConfig) -> None:
-    if cfg.head.kind not in CLASSIC_HEADS:
+    if not cfg.head.classic:
         raise ConfigError(
             f"head {cfg.head.kind!r} is trained by gradient descent", fix="use `fit(cfg)`"
         )
@@ -152,20 +218,17 @@ def _fit(pipeline: Pipeline, x: np.ndarray, y: np.ndarray) -> bool:
 def fit_classic(cfg: TrainConfig) -> ClassicResult:
     """Fit ``cfg.head.kind`` (svm|logreg) on features of ``cfg.layer``; write the run directory.
 
-    The run directory holds ``config.yaml``, ``split.csv``, ``metrics.json`` and ``bundle/`` (the
-    truncated backbone + the fitted model as a ``Linear`` layer). Returns metrics, the bundle path
-    and the fitted pipeline.
+    Every training image is used for fitting: with ``C: auto`` (the default) C is chosen by
+    stratified k-fold cross-validation on the training split, so no validation split is carved
+    (``val_fraction`` defaults to 0 for these heads). The run directory holds ``config.yaml``,
+    ``split.csv``, ``metrics.json`` and ``bundle/`` (the truncated backbone + the fitted model as
+    a ``Linear`` layer). Returns metrics, the bundle path and the fitted pipeline.
     """
     import sklearn
 
     _check_config(cfg)
     run_dir = Path(cfg.out)
-    if (run_dir / "bundle").exists():
-        raise UserError(
-            "run directory already holds a finished run",
-            path=run_dir,
-            fix="choose another --out or delete it",
-        )
+    check_new_run_dir(run_dir, resumable=False)
     started = time.perf_counter()
     torch.manual_seed(cfg.seed)
     # Build (and validate --layer) before anything is written.
@@ -175,13 +238,10 @@ def fit_classic(cfg: TrainConfig) -> ClassicResult:
     )
     backbone.requires_grad_(False)  # never trained: only the fitted layer counts as trained
     net = LandscapeNet(backbone, nn.Identity(), info)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.yaml").write_text(
-        yaml.safe_dump(json.loads(cfg.model_dump_json()), sort_keys=False)
-    )
-    index, splits = _prepare_data(cfg, run_dir)
-    classes = list(index.classes)
-    pre = _preprocessing(net, record, cfg, splits["train"])
+    write_config(run_dir, cfg)
+    prepared = prepare_data(cfg, run_dir, require_val=False)
+    splits, classes = prepared.splits, prepared.classes
+    pre = resolve_preprocessing(net, record, cfg, splits["train"])
 
     data = extract_split_features(net, record, pre, splits, classes, cfg, layer=cfg.layer)
     extract_seconds = time.perf_counter() - started
@@ -193,10 +253,23 @@ def fit_classic(cfg: TrainConfig) -> ClassicResult:
             path=cfg.data,
             fix="add images or lower --val-fraction/--test-fraction",
         )
-    pipeline = make_estimator(
-        cfg.head.kind, cfg.head.C, seed=cfg.seed, balanced=cfg.optim.class_weights
-    )
     fit_started = time.perf_counter()
+    search: CSearch | None = None
+    if cfg.head.C == "auto":
+        search = select_c(
+            cfg.head.kind,
+            x_train,
+            y_train,
+            folds=cfg.head.cv_folds,
+            seed=cfg.seed,
+            balanced=cfg.optim.class_weights,
+        )
+        chosen_c = search.C
+    else:
+        chosen_c = float(cfg.head.C)
+    pipeline = make_estimator(
+        cfg.head.kind, chosen_c, seed=cfg.seed, balanced=cfg.optim.class_weights
+    )
     converged = _fit(pipeline, x_train, y_train)
     fit_seconds = time.perf_counter() - fit_started
 
@@ -214,12 +287,14 @@ def fit_classic(cfg: TrainConfig) -> ClassicResult:
     fold_error = float(np.abs(folded - decision).max())
     dim = int(weight.shape[1])
     estimator = "svm" if cfg.head.kind == "svm" else "logreg"
+    c_search = search.to_dict() if search is not None else None
     head_meta = {
         "kind": "sklearn",
         "estimator": estimator,
         "sklearn_class": type(pipeline[-1]).__name__,
         "loss": "hinge" if estimator == "svm" else "log",
-        "C": cfg.head.C,
+        "C": chosen_c,
+        "C_search": c_search,
         "layer": cfg.layer,
         "in_features": dim,
         "scaling": _SCALING,
@@ -234,6 +309,7 @@ def fit_classic(cfg: TrainConfig) -> ClassicResult:
     }
     metrics: dict[str, Any] = {
         "val_acc": accuracy.get("val_acc"),
+        "cv_acc": search.best_cv_acc if search is not None else None,
         "test_acc": accuracy.get("test_acc"),
         "train_acc": accuracy.get("train_acc"),
         "train_seconds": round(time.perf_counter() - started, 2),
@@ -245,24 +321,20 @@ def fit_classic(cfg: TrainConfig) -> ClassicResult:
         "n_test": len(splits["test"]),
         "params": net.param_counts(),
         "estimator": estimator,
-        "C": cfg.head.C,
+        "C": chosen_c,
+        "C_search": c_search,
         "feature_layer": cfg.layer,
         "feature_dim": dim,
         "converged": converged,
         "fold_max_abs_error": fold_error,
     }
-    bundle = save_bundle(
-        run_dir / "bundle",
+    bundle = write_run_outputs(
+        cfg,
         net,
-        classes=classes,
+        index=prepared.index,
         preprocessing=pre,
-        head=cfg.head,
-        weights=record.to_dict(),
-        extra={
-            "head": head_meta,
-            "feature_layer": cfg.layer,
-            **run_provenance(cfg, index, metrics),
-        },
+        record=record,
+        metrics=metrics,
+        extra={"head": head_meta, "feature_layer": cfg.layer},
     )
-    (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     return ClassicResult(run_dir, bundle, metrics, [], estimator=pipeline)

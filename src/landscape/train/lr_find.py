@@ -34,15 +34,15 @@ from landscape.errors import ConfigError
 from landscape.models.freezing import parse_policy
 from landscape.models.net import create_model
 
-from .optim import build_optimizer
-from .trainer import (
-    _class_weights,
-    _loaders,
-    _prepare_data,
-    _preprocessing,
+from .data_prep import (
+    class_weights,
     extract_split_features,
-    plan_stages,
+    make_loaders,
+    prepare_data,
+    resolve_preprocessing,
 )
+from .optim import build_optimizer
+from .trainer import plan_stages
 
 __all__ = [
     "LRFindResult",
@@ -270,7 +270,7 @@ def lr_find(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     _check_range(start, end, steps)
-    if cfg.head.kind in ("svm", "logreg"):
+    if cfg.head.classic:
         raise ConfigError(
             f"--head {cfg.head.kind} is fitted by scikit-learn and has no learning rate",
             fix="use --head linear or mlp",
@@ -278,15 +278,15 @@ def lr_find(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(cfg.seed)
-    index, splits = _prepare_data(cfg, out)
-    classes = list(index.classes)
+    prepared = prepare_data(cfg, out)
+    splits, classes = prepared.splits, prepared.classes
     stage = plan_stages(cfg)[0]
     policy = parse_policy(stage.policy)
     net, record = create_model(
         cfg.backbone, len(classes), weights=cfg.weights, sha256=cfg.weights_sha256, head=cfg.head
     )
     net.freeze(policy, cfg.bn)
-    pre = _preprocessing(net, record, cfg, splits["train"])
+    pre = resolve_preprocessing(net, record, cfg, splits["train"])
     mixer = batch_mixer(len(classes), cfg.mixup, cfg.cutmix)
     cached = (
         policy.trainable_blocks == 0
@@ -306,8 +306,8 @@ def lr_find(
             "train": ImageDataset(splits["train"], classes, train_transform(pre, cfg.augmentation))
         }
         model = net
-    loader = _loaders(cfg, data, cached=cached)["train"]
-    weights = _class_weights(splits["train"], classes) if cfg.optim.class_weights else None
+    loader = make_loaders(cfg, data, cached=cached)["train"]
+    weights = class_weights(splits["train"], classes) if cfg.optim.class_weights else None
 
     def loss_fn(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return nn.functional.cross_entropy(
