@@ -15,6 +15,22 @@ name (``BackboneInfo.blocks``, freezing, Grad-CAM hooks) works on it unchanged; 
 it from the backbone name and the layer alone and loads its tensors strictly. The hooks are
 module-level functions that keep no reference to a particular instance, so a deep copy stays
 correct, and each thread's activations are kept apart (the Predictor is shared by threads).
+
+Why not the libraries' feature-extraction APIs (checked with torchvision 0.29 / timm 1.0):
+
+- ``torchvision.models.feature_extraction.create_feature_extractor`` (torch.fx) returns a
+  ``GraphModule`` in which containers such as ``layer3`` become bare ``nn.Module`` objects that
+  the graph never calls (so forward hooks on a block, which Grad-CAM relies on, never fire) and
+  the modules after the layer do not exist at all (``layer4`` no longer resolves); it cannot
+  trace timm's TF-ported networks (SAME padding is data-dependent control flow);
+- timm's ``features_only=True, out_indices=...`` and ``forward_intermediates`` can only stop at
+  the model's feature levels (``feature_info``: ``blocks.0/1/2/4/6`` for EfficientNet), not at
+  any module such as ``blocks.5``, and ``features_only`` returns another class with a list of
+  maps.
+
+They are used where they fit: timm's ``feature_info`` names the suggested cut points in the
+unknown-layer error, and tests/models/test_truncate.py checks the features computed here
+against ``create_feature_extractor`` and ``forward_intermediates``.
 """
 
 from __future__ import annotations
@@ -32,8 +48,9 @@ from torch import nn
 from landscape.errors import UserError
 
 from .heads import HeadSpec, build_head
+from .info import BackboneInfo
 from .net import LandscapeNet, build_imagenet_model, strip_classifier
-from .registry import BackboneInfo, get_backbone_info
+from .registry import get_backbone_info
 
 if TYPE_CHECKING:
     from .weights import WeightsRecord
@@ -58,12 +75,22 @@ def layer_names(model: nn.Module) -> list[str]:
     return [name for name, _ in model.named_modules() if name]
 
 
+def _feature_levels(model: nn.Module) -> list[str]:
+    """The module names timm publishes as the model's feature levels (``[]`` elsewhere)."""
+    info = getattr(model, "feature_info", None)
+    if not isinstance(info, list):
+        return []
+    return [str(level["module"]) for level in info if isinstance(level, dict) and "module" in level]
+
+
 def _unknown_layer(model: nn.Module, layer: str, backbone: str) -> UserError:
     names = layer_names(model)
     close = difflib.get_close_matches(layer, names, n=3, cutoff=0.6)
-    # Top-level children and their direct children are the useful cut points (stages, blocks).
-    shallow = [n for n in names if n.count(".") <= 1]
-    shown = list(dict.fromkeys([*close, *shallow[-8:]]))
+    # timm's feature levels, else top-level children and their direct children: the useful cut
+    # points (stages, blocks).
+    levels = [n for n in _feature_levels(model) if n in names]
+    shallow = levels or [n for n in names if n.count(".") <= 1][-8:]
+    shown = list(dict.fromkeys([*close, *shallow]))
     return UserError(
         f"unknown layer {layer!r} for {backbone}",
         fix=f"valid names include {', '.join(shown)} (any module name of the network)",
