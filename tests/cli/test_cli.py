@@ -1,41 +1,89 @@
 from __future__ import annotations
 
 import json
+import os
+import re
 import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+import typer
+
+from landscape.cli._app import app
 from tests.conftest import CliResult
 
 Run = Callable[..., CliResult]
 
 
-def test_help_lists_every_group_without_importing_torch() -> None:
+#: Every command of ``landscape``, and the subcommands of each group.
+COMMANDS: dict[str, set[str]] = {
+    "data": {"audit", "download", "export", "split", "stats", "synth"},
+    "demo": set(),
+    "evaluate": set(),
+    "export": set(),
+    "index": set(),
+    "lr-find": set(),
+    "models": {"list"},
+    "predict": set(),
+    "search": set(),
+    "serve": set(),
+    "study": set(),
+    "train": set(),
+    "tune": set(),
+    "users": set(),
+    "watch": set(),
+}
+
+
+def _listed(help_text: str) -> list[str]:
+    """Names in the command panels of a rich help page (every panel but Options)."""
+    names: list[str] = []
+    panel = ""
+    for line in help_text.splitlines():
+        if title := re.match(r"^╭─ (.+?) ─", line):
+            panel = title.group(1)
+        elif panel != "Options" and (row := re.match(r"^│ ([a-z][\w-]*)  ", line)):
+            names.append(row.group(1))
+    return names
+
+
+def test_registered_commands_are_the_documented_set() -> None:
+    registered = getattr(typer.main.get_command(app), "commands", {})
+    assert set(registered) == set(COMMANDS)
+    for name, subcommands in COMMANDS.items():
+        assert set(getattr(registered[name], "commands", {})) == subcommands, name
+
+
+def test_help_lists_every_command_without_importing_torch() -> None:
     code = (
         "import sys; from landscape.cli import main; rc = main(['--help']); "
         "assert 'torch' not in sys.modules and 'lightning' not in sys.modules, 'heavy import'; "
+        "print('=====', flush=True); "
         "main(['data', '--help']); assert 'torch' not in sys.modules"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "COLUMNS": "100", "TERM": "dumb"},
+    )
     assert out.returncode == 0, out.stderr
-    for group in (
-        "data",
-        "train",
-        "evaluate",
-        "study",
-        "tune",
-        "predict",
-        "export",
-        "index",
-        "watch",
-        "search",
-        "serve",
-        "users",
-        "demo",
-        "models",
-    ):
-        assert group in out.stdout
+    root_help, data_help = out.stdout.split("=====")
+    assert sorted(_listed(root_help)) == sorted(COMMANDS)
+    assert sorted(_listed(data_help)) == sorted(COMMANDS["data"])
+
+
+@pytest.mark.parametrize(
+    "command",
+    [[name] for name in COMMANDS] + [[g, sub] for g, subs in COMMANDS.items() for sub in subs],
+    ids=" ".join,
+)
+def test_every_command_has_help(run_cli: Run, command: list[str]) -> None:
+    result = run_cli(*command, "--help")
+    assert result.code == 0, result.err
+    assert f"Usage: landscape {' '.join(command)}" in result.out
 
 
 def test_version(run_cli: Run) -> None:

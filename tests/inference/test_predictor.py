@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import torch
@@ -37,19 +38,31 @@ def test_any_input_kind_and_size(tiny_run: Path, synth_small: Path, intel_photo:
 
 def test_thread_safe(tiny_run: Path, synth_small: Path) -> None:
     predictor = Predictor.from_bundle(tiny_run / "bundle")
-    files = sorted(synth_small.glob("*/*.jpg"))[:8]
-    expected = [p.probabilities for p in predictor.predict(files)]
-    results: list[list[dict[str, float]]] = []
+    files = sorted(synth_small.glob("*/*.jpg"))
+    # Each thread has its own images and batch size, so answers crossing threads would show.
+    jobs = [(files[i::4][:6], batch) for i, batch in enumerate((1, 2, 3, 6))]
+    expected = [
+        [p.probabilities for p in predictor.predict(images, batch_size=batch)]
+        for images, batch in jobs
+    ]
+    assert len({tuple(map(str, images)) for images, _ in jobs}) == len(jobs)
+    assert len({str(e) for e in expected}) == len(jobs), "jobs must differ to detect cross-talk"
+    rounds = 3
+    start = threading.Barrier(len(jobs))
 
-    def work() -> None:
-        results.append([p.probabilities for p in predictor.predict(files)])
+    def work(job: int) -> list[list[dict[str, float]]]:
+        images, batch = jobs[job]
+        start.wait(timeout=60)  # all threads predict at the same time
+        return [[p.probabilities for p in predictor.predict(images, batch)] for _ in range(rounds)]
 
-    threads = [threading.Thread(target=work) for _ in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert all(r == expected for r in results)
+    with ThreadPoolExecutor(max_workers=len(jobs)) as pool:
+        # result() re-raises an exception of the thread here, so no failure goes unseen.
+        results = [f.result(timeout=300) for f in [pool.submit(work, j) for j in range(len(jobs))]]
+    assert len(results) == len(jobs)
+    for job, per_round in enumerate(results):
+        assert len(per_round) == rounds
+        for got in per_round:
+            assert got == expected[job], f"thread {job} got other predictions"
 
 
 def test_temperature_and_unknown_threshold(
