@@ -18,8 +18,8 @@ from landscape.errors import ConfigError
 __all__ = [
     "BACKENDS",
     "CLASSIC_HEADS",
-    "Backend",
     "DEFAULT_VAL_FRACTION",
+    "Backend",
     "FineTune",
     "HeadKind",
     "HeadSpec",

@@ -6,7 +6,6 @@ Heavy libraries (torch, timm, lightning) are imported inside the commands that n
 
 from __future__ import annotations
 
-import os
 import sys
 
 import typer
@@ -24,7 +23,16 @@ __all__ = ["app", "main"]
 
 
 def _wants_debug(argv: list[str]) -> bool:
-    return "--debug" in argv or os.environ.get("LANDSCAPE_DEBUG", "") not in ("", "0")
+    from pydantic import ValidationError
+
+    from landscape.settings import get_settings
+
+    if "--debug" in argv:
+        return True
+    try:
+        return get_settings().debug
+    except ValidationError:  # a malformed LANDSCAPE_DEBUG must not hide the error being shown
+        return False
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -25,6 +25,8 @@ from landscape.config import TrainConfig, normalize_policy
 __all__ = ["TRAIN_FLAGS", "ConfigFlag", "config_flags", "set_path", "with_config_flags"]
 
 F = TypeVar("F", bound=Callable[..., Any])
+# Annotated[...] built at run time from field types, which static checkers cannot follow.
+_ANNOTATED: Any = Annotated
 _SIMPLE = (bool, int, float, str)
 
 
@@ -87,9 +89,10 @@ def _validator(flag: ConfigFlag, info: FieldInfo) -> Callable[[Any], Any]:
     @functools.cache
     def adapter() -> TypeAdapter[Any]:
         # Built on first use: --help never pays for the pydantic schemas.
+        annotation: Any = info.annotation
         if info.metadata:
-            return TypeAdapter(Annotated[info.annotation, *info.metadata])
-        return TypeAdapter(info.annotation)
+            annotation = _ANNOTATED[annotation, *info.metadata]
+        return TypeAdapter(annotation)
 
     def validate(value: Any) -> Any:
         if value is None:
@@ -115,7 +118,7 @@ def _parameter(flag: ConfigFlag) -> inspect.Parameter:
         rich_help_panel=flag.panel,
         show_default=False,
     )
-    annotation = Annotated[_cli_type(info.annotation) | None, option]
+    annotation = _ANNOTATED[_cli_type(info.annotation) | None, option]
     return inspect.Parameter(
         flag.param_name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=annotation
     )

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import typer
 
+from ._options import BackendOption, BatchSizeOption, DeviceOption, JsonOption
 from ._output import console, err_console, print_json, progress_bar
-
-_SPLITS = ("test", "val", "train", "all")
 
 
 def _default_out(bundle: Path, split: str | None) -> Path:
@@ -112,12 +111,14 @@ def evaluate(
     data: Path = typer.Option(
         ..., "--data", "-d", help="Dataset folder (class folders or split folders) or CSV manifest."
     ),
-    split: str = typer.Option(
-        None,
-        "--split",
-        "-s",
-        help="test | val | train | all. Default: test when the data has splits, else every image.",
-    ),
+    split: Annotated[
+        Literal["test", "val", "train", "all"] | None,
+        typer.Option(
+            "--split",
+            "-s",
+            help="Default: test when the data has splits, else every image.",
+        ),
+    ] = None,
     out: Path = typer.Option(
         None, "--out", "-o", help="Output folder (default: `eval-SPLIT` beside the bundle)."
     ),
@@ -152,15 +153,11 @@ def evaluate(
         "--set-threshold",
         help="Store the unknown threshold (MSP, chosen on the val split) in the bundle.",
     ),
-    batch_size: int = typer.Option(32, "--batch-size", min=1, help="Images per batch."),
+    batch_size: BatchSizeOption = 32,
     runs: int = typer.Option(30, "--runs", min=1, help="Timed batch-1 calls per latency figure."),
-    device: str = typer.Option("cpu", "--device", help="cpu | cuda | cuda:N."),
-    backend: str = typer.Option(
-        "torch", "--backend", help="torch | onnx | onnx-int8 (after `landscape export`)."
-    ),
-    as_json: bool = typer.Option(
-        False, "--json", help="Print metrics.json (+ file paths) as JSON."
-    ),
+    device: DeviceOption = "cpu",
+    backend: BackendOption = "torch",
+    as_json: JsonOption = False,
 ) -> None:
     """Evaluate a bundle on a dataset: accuracy, P/R/F1, confusion, calibration (ECE,
     temperature), open set (unknown threshold, AUROC on OOD images), latency, explanations
@@ -180,10 +177,6 @@ def evaluate(
     """
     from landscape.evaluation import evaluate_bundle
 
-    if split is not None and split not in _SPLITS:
-        raise typer.BadParameter(
-            f"{split!r} is not one of {', '.join(_SPLITS)}", param_hint="--split"
-        )
     target = out if out is not None else _default_out(bundle, split)
     result = evaluate_bundle(
         bundle,

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import typer
 
+from ._options import JsonOption, NoProgressOption
 from ._output import console, err_console, print_json, progress_bar
-
-_SIZES = ("tiny", "full")
 
 
 def _parse_seeds(text: str | None) -> list[int] | None:
@@ -56,14 +55,15 @@ def study(
     jobs: int = typer.Option(
         1, "--jobs", "-j", min=1, help="Runs in parallel processes (capped by cores and memory)."
     ),
-    size: str = typer.Option(
-        "full", "--size", help="full | tiny (1 epoch, a few images: a smoke test of the grid)."
-    ),
+    size: Annotated[
+        Literal["full", "tiny"],
+        typer.Option("--size", help="tiny: 1 epoch, a few images (a smoke test of the grid)."),
+    ] = "full",
     seeds: str = typer.Option(
         None, "--seeds", help="Seeds to use instead of the file's, e.g. 0,1."
     ),
-    no_progress: bool = typer.Option(False, "--no-progress", help="Hide the progress bar."),
-    as_json: bool = typer.Option(False, "--json", help="Print results.json instead of a table."),
+    no_progress: NoProgressOption = False,
+    as_json: JsonOption = False,
 ) -> None:
     """Run every run of a study (grid × runs × sizes × seeds), skipping finished ones, and
     write a comparison table (CSV, Markdown, sortable HTML, JSON) with plots into OUT.
@@ -84,8 +84,6 @@ def study(
     from landscape.errors import UserError
     from landscape.experiments import failure_groups, load_study, run_study
 
-    if size not in _SIZES:
-        raise typer.BadParameter(f"{size!r} is not one of {', '.join(_SIZES)}", param_hint="--size")
     spec = load_study(study_file)
     target = out if out is not None else Path("studies") / spec.name
     quiet = as_json or no_progress

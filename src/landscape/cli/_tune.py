@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 
+from ._config_options import config_flags, with_config_flags
+from ._options import ConfigFileOption, JsonOption, NoProgressOption, SeedOption, out_option
 from ._output import console, err_console, print_json, progress_bar
+
+_TRIAL_EPOCHS = 4
 
 
 def _print_trials(result: Any) -> None:
@@ -37,25 +41,35 @@ def _print_trials(result: Any) -> None:
     console.print(table)
 
 
+@with_config_flags(
+    config_flags(
+        "data",
+        "backbone",
+        "weights",
+        "head.kind",
+        "epochs",
+        "batch_size",
+        "crop",
+        "max_per_class",
+        "num_workers",
+    )
+)
 def tune(
-    data: Path = typer.Option(None, "--data", "-d", help="Dataset folder or CSV manifest."),
-    config: Path = typer.Option(
-        None, "--config", "-c", help="Base TrainConfig YAML (the default trial)."
+    overrides: dict[str, Any],
+    config: ConfigFileOption = None,
+    trials: Annotated[
+        int, typer.Option("--trials", min=1, help="Trials in the study in all.")
+    ] = 20,
+    out: Annotated[Path, out_option("Folder for optuna.db, trials and best.yaml.")] = Path(
+        "runs/tune"
     ),
-    trials: int = typer.Option(20, "--trials", "-n", min=1, help="Trials in the study in all."),
-    out: Path = typer.Option(
-        Path("runs/tune"), "--out", "-o", help="Folder for optuna.db, trials and best.yaml."
-    ),
-    timeout: float = typer.Option(
-        None, "--timeout", min=1, help="Stop starting new trials after this many seconds."
-    ),
-    epochs: int = typer.Option(
-        4, "--epochs", "-e", min=2, help="Epochs per trial (small: pruning does the rest)."
-    ),
-    backbone: str = typer.Option(None, "--backbone", "-b", help="Backbone of the base config."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the sampler and of every trial."),
-    no_progress: bool = typer.Option(False, "--no-progress", help="Hide the progress bar."),
-    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+    timeout: Annotated[
+        float | None,
+        typer.Option("--timeout", min=1, help="Stop starting new trials after this many seconds."),
+    ] = None,
+    seed: SeedOption = 0,
+    no_progress: NoProgressOption = False,
+    as_json: JsonOption = False,
 ) -> None:
     """Search learning rate, weight decay, dropout and unfrozen depth (frozen / deepest:1 /
     deepest:2) with Optuna; trials that trail the median are pruned epoch by epoch.
@@ -75,15 +89,11 @@ def tune(
     from landscape.errors import UserError
     from landscape.experiments import tune as run_tune
 
-    if data is None and config is None:
+    if "data" not in overrides and config is None:
         raise UserError("no dataset given", fix="pass --data DIR or --config X.yaml")
-    overrides: dict[str, Any] = {
-        "data": str(data) if data else None,
-        "epochs": epochs,
-        "backbone": backbone,
-        "seed": seed,
-        "progress": False,
-    }
+    # Few epochs per trial: pruning stops the poor ones, the best config trains for longer.
+    overrides.setdefault("epochs", _TRIAL_EPOCHS)
+    overrides.update(seed=seed, progress=False)
     base = load_train_config(config, overrides)
 
     def log(message: str) -> None:
