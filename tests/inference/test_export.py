@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -18,11 +19,19 @@ from landscape.models.bundle import load_bundle, save_bundle
 from landscape.models.heads import HeadSpec
 from landscape.models.net import create_model
 from landscape.models.weights import pretrained_preprocessing
+from tests.conftest import CliResult
+
+
+def _needs_onnx() -> None:
+    """Skip unless the ``onnx`` extra is installed (export needs all three packages)."""
+    for name in ("onnx", "onnxruntime", "onnxscript"):
+        pytest.importorskip(name)
 
 
 @pytest.fixture(scope="module")
 def exported(tiny_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A copy of the tiny run's bundle with its ONNX export (seeded-noise parity check)."""
+    _needs_onnx()
     bundle = tmp_path_factory.mktemp("export") / "bundle"
     shutil.copytree(tiny_run / "bundle", bundle)
     export_onnx(bundle)
@@ -40,8 +49,7 @@ def test_export_is_stored_in_the_bundle_and_verified(exported: Path) -> None:
     assert info["opset"] == 18 and info["outputs"] == ["logits", "features"]
     assert info["max_abs_diff_logits"] <= 1e-3
     assert len(bundle.meta["files"][ONNX_MEMBER]) == 64
-    import onnx
-
+    onnx = pytest.importorskip("onnx")
     model = onnx.load(str(exported / ONNX_MEMBER))
     props = {p.key: p.value for p in model.metadata_props}
     assert json.loads(props["landscape.classes"]) == bundle.classes
@@ -67,6 +75,7 @@ def test_real_photos_parity_for_packaged_efficientnet_lite0(
     intel_dir: Path, tmp_path: Path
 ) -> None:
     """The offline default backbone (TF 'SAME' padding) exports faithfully, on real photos."""
+    _needs_onnx()
     net, record = create_model("efficientnet_lite0", 6, weights="packaged", head=HeadSpec())
     info = net.info
     pre = pretrained_preprocessing(info, record)
@@ -91,6 +100,7 @@ def test_real_photos_parity_for_packaged_efficientnet_lite0(
 
 def test_classic_probe_bundle_exports(synth_small: Path, tmp_path: Path) -> None:
     """A backbone cut at a layer by hooks (the svm/logreg baseline) still exports."""
+    _needs_onnx()
     from landscape.config import load_train_config
     from landscape.train.classic import fit_classic
 
@@ -127,8 +137,9 @@ def test_tampered_onnx_is_refused(exported: Path, tmp_path: Path) -> None:
 
 
 def test_cli_export_then_predict_and_evaluate_on_onnx(
-    run_cli, tiny_run: Path, synth_small: Path, tmp_path: Path
-) -> None:  # type: ignore[no-untyped-def]
+    run_cli: Callable[..., CliResult], tiny_run: Path, synth_small: Path, tmp_path: Path
+) -> None:
+    _needs_onnx()
     bundle = tmp_path / "bundle"
     shutil.copytree(tiny_run / "bundle", bundle)
     res = run_cli("predict", bundle, synth_small / "forest", "--backend", "onnx")
@@ -185,8 +196,9 @@ def test_int8_is_stored_only_when_it_agrees_with_fp32(
 
 
 def test_int8_needs_the_fp32_export_and_images(
-    run_cli, tiny_run: Path, synth_small: Path, tmp_path: Path
-) -> None:  # type: ignore[no-untyped-def]
+    run_cli: Callable[..., CliResult], tiny_run: Path, synth_small: Path, tmp_path: Path
+) -> None:
+    pytest.importorskip("onnxruntime")  # quantize_onnx imports it before reading the bundle
     from landscape.inference.quantize import quantize_onnx
 
     bundle = tmp_path / "bundle"

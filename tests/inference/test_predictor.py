@@ -4,12 +4,14 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import pytest
 import torch
 
 from landscape.data.io import open_image
 from landscape.data.transforms import eval_transform
 from landscape.inference import Predictor
 from landscape.models.bundle import build_model, load_bundle, update_bundle_meta
+from tests.conftest import OddImages
 
 
 def test_predictions_equal_the_bundle_model(tiny_run: Path, synth_small: Path) -> None:
@@ -28,12 +30,16 @@ def test_predictions_equal_the_bundle_model(tiny_run: Path, synth_small: Path) -
     assert len(preds[0].top(3)) == 3
 
 
-def test_any_input_kind_and_size(tiny_run: Path, synth_small: Path, intel_photo: Path) -> None:
+def test_any_input_kind_and_size(tiny_run: Path, synth_small: Path, odd_images: OddImages) -> None:
     predictor = Predictor.from_bundle(tiny_run / "bundle")
     f = next(synth_small.glob("glacier/*.jpg"))
     a, b, c = predictor.predict([f, f.read_bytes(), open_image(f)])
     assert a.probabilities == b.probabilities == c.probabilities
-    assert predictor.predict([intel_photo])[0].label in predictor.classes
+    # Another size and aspect than the training images (80x60, EXIF-rotated), and other modes.
+    for path in (odd_images.rgb_exif, odd_images.png_alpha, odd_images.cmyk):
+        prediction = predictor.predict([path])[0]
+        assert prediction.label in predictor.classes
+        assert sum(prediction.probabilities.values()) == pytest.approx(1.0, abs=1e-5)
 
 
 def test_thread_safe(tiny_run: Path, synth_small: Path) -> None:
