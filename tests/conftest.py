@@ -58,6 +58,14 @@ def intel_photo(intel_dir: Path) -> Path:
     return sorted((intel_dir / "mountain").glob("*.jpg"))[0]
 
 
+@pytest.fixture
+def synth_jpeg(tmp_path: Path) -> Path:
+    """One photo-like 320x240 JPEG, for tests that need any JPEG file but no real content."""
+    path = tmp_path / "photo.jpg"
+    Image.fromarray(_photo_array(7, (320, 240))).save(path, quality=90)
+    return path
+
+
 @dataclass
 class CliResult:
     code: int

@@ -112,8 +112,8 @@ def test_saved_class_order_wins(tmp_path: Path, intel_dir: Path) -> None:
         ("path,label,split\n{img},x,holdout\n", "unknown split"),
     ],
 )
-def test_bad_manifests(tmp_path: Path, intel_photo: Path, content: str, message: str) -> None:
-    shutil.copy(intel_photo, tmp_path / "img.jpg")
+def test_bad_manifests(tmp_path: Path, synth_jpeg: Path, content: str, message: str) -> None:
+    shutil.copy(synth_jpeg, tmp_path / "img.jpg")
     manifest = tmp_path / "m.csv"
     manifest.write_text(content.format(img="img.jpg"))
     with pytest.raises(DatasetError, match=message) as info:
