@@ -76,7 +76,7 @@ class _TorchBackend:
     def __init__(self, model: LandscapeNet, device: torch.device, channels_last: bool) -> None:
         self.model = model.to(device)
         if channels_last:
-            # ~2x faster convolutions on CPU (measured in benchmarks/).
+            # 1.2-1.6x the batch-32 CPU throughput (benchmarks/bench_channels_last.py, 2 threads).
             self.model = self.model.to(memory_format=torch.channels_last)
         self.device = device
         self.channels_last = channels_last
