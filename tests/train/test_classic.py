@@ -119,7 +119,7 @@ def test_svm_bundle_matches_sklearn_through_the_predictor(
     np.testing.assert_allclose(logits, svm_run.estimator.decision_function(feats), atol=1e-4)
     expected = [predictor.classes[i] for i in svm_run.estimator.predict(feats)]
     assert [p.label for p in preds] == expected
-    assert svm_run.metrics["val_acc"] >= 0.5  # ImageNet blocks.5 features separate them
+    assert svm_run.metrics["test_acc"] >= 0.5  # ImageNet blocks.5 features separate them
 
 
 def test_logreg_on_resnet18_layer3_is_binary_and_gives_predict_proba(
@@ -186,7 +186,8 @@ def test_cli_trains_an_svm_and_predicts_with_its_bundle(
     assert summary["estimator"] == "svm"
     assert summary["feature_layer"] == "blocks.5"
     # Same data, same seed, same cached features: the same model as the API run.
-    assert summary["val_acc"] == svm_run.metrics["val_acc"]
+    assert summary["train_acc"] == svm_run.metrics["train_acc"]
+    assert summary["test_acc"] == svm_run.metrics["test_acc"]
     folder = tmp_path / "photos"
     folder.mkdir()
     for src in sorted((gray_data / "desert").glob("*.jpg"))[:3]:
@@ -222,3 +223,85 @@ def test_config_rejects_what_a_classic_head_cannot_do(gray_data: Path, tmp_path:
         fit_classic(cfg)
     with pytest.raises(UserError, match="unknown layer"):
         probe_backbone("tiny_cnn", "features.9", weights="none")
+
+
+# --- C chosen by cross-validation, every training image used ---------------------------------
+
+
+def test_select_c_is_the_argmax_of_stratified_cv_accuracy() -> None:
+    from sklearn.model_selection import StratifiedKFold, cross_val_score
+
+    from landscape.train.classic import select_c
+
+    rng = np.random.default_rng(1)
+    y = np.repeat(np.arange(3), 20)
+    # Few informative dimensions among many noisy ones: small C (strong regularisation) wins.
+    x = rng.normal(size=(len(y), 200))
+    x[:, :2] += y[:, None] * 1.5
+    grid = (1e-3, 1e-1, 10.0)
+    search = select_c("logreg", x, y, folds=4, grid=grid, seed=3)
+    folds = StratifiedKFold(n_splits=4, shuffle=True, random_state=3)
+    expected = [
+        float(np.mean(cross_val_score(make_estimator("logreg", c, seed=3), x, y, cv=folds)))
+        for c in grid
+    ]
+    assert search.cv_acc == pytest.approx(tuple(expected))
+    assert grid[int(np.argmax(expected))] == search.C
+    assert search.best_cv_acc == max(expected)
+    assert search.to_dict()["cv_acc_by_C"] == list(search.cv_acc)
+
+
+def test_select_c_caps_folds_by_the_smallest_class_and_refuses_singletons() -> None:
+    from landscape.train.classic import select_c
+
+    rng = np.random.default_rng(0)
+    y = np.array([0] * 10 + [1] * 3)
+    x = rng.normal(size=(len(y), 5)) + y[:, None]
+    assert select_c("svm", x, y, folds=5, grid=(0.1, 1.0)).folds == 3
+    with pytest.raises(ConfigError, match="at least 2 training images of every class"):
+        select_c("svm", x[:11], y[:11], grid=(0.1,))
+
+
+def test_c_auto_fits_on_every_training_image_and_records_the_search(
+    gray_data: Path, tmp_path: Path
+) -> None:
+    result = fit_classic(
+        _cfg(
+            gray_data,
+            tmp_path / "auto",
+            backbone="efficientnet_lite0",
+            weights="packaged",
+            head={"kind": "logreg"},
+            layer="blocks.5",
+        )
+    )
+    m = result.metrics
+    assert m["n_val"] == 0  # no validation split: cross-validation replaces it
+    assert m["n_train"] + m["n_test"] == 24
+    search = m["C_search"]
+    assert search["C"] == m["C"] in search["grid"]
+    assert m["cv_acc"] == search["cv_acc"] == max(search["cv_acc_by_C"])
+    assert m["C"] == result.estimator[-1].C  # the final fit used the chosen C
+    meta = load_bundle(result.bundle).meta
+    assert meta["head"]["C"] == m["C"] and meta["head"]["C_search"] == search
+    assert json.loads((tmp_path / "auto" / "metrics.json").read_text())["C_search"] == search
+
+
+def test_a_dataset_with_its_own_test_split_is_not_split_again(tmp_path: Path) -> None:
+    from landscape.data.synth import SynthSpec, generate_dataset
+
+    root = tmp_path / "scenes"
+    generate_dataset(
+        root / "train", SynthSpec(per_class=6, size=64, seed=1, classes=("coast", "desert"))
+    )
+    generate_dataset(
+        root / "test", SynthSpec(per_class=3, size=64, seed=2, classes=("coast", "desert"))
+    )
+    result = fit_classic(
+        _cfg(root, tmp_path / "run", backbone="tiny_cnn", weights="none", head={"kind": "svm"})
+    )
+    assert (result.metrics["n_train"], result.metrics["n_val"], result.metrics["n_test"]) == (
+        12,
+        0,
+        6,
+    )

@@ -15,7 +15,8 @@ from safetensors.torch import load_file
 from landscape.config import load_train_config
 from landscape.errors import ConfigError, UserError
 from landscape.models.bundle import load_bundle
-from landscape.train.trainer import auto_workers, fit, plan_stages
+from landscape.train.data_prep import auto_workers
+from landscape.train.trainer import fit, plan_stages
 
 
 def _cfg(data: Path, out: Path, **over: object):  # type: ignore[no-untyped-def]
@@ -318,3 +319,48 @@ def test_out_of_memory_batch_gives_one_line_and_the_run_can_be_retried(
     assert load_bundle(out / "bundle").classes == [
         "coast", "desert", "forest", "glacier", "mountain"
     ]  # fmt: skip
+
+
+def test_val_acc_is_the_saved_models(synth_small: Path, tmp_path: Path) -> None:
+    """metrics.json reports the validation accuracy of the bundle's model (the last stage's
+    best checkpoint), re-measured here through the Predictor on the run's val split."""
+    import csv
+
+    from landscape.inference.predictor import Predictor
+
+    cfg = _cfg(
+        synth_small,
+        tmp_path / "ft",
+        backbone="efficientnet_lite0",
+        weights="packaged",
+        fine_tune={"head_epochs": 2, "unfreeze": "deepest:1"},
+        epochs=1,
+        optim={"lr": 0.01},
+    )
+    result = fit(cfg)
+    by_stage = result.metrics["val_acc_by_stage"]
+    assert len(by_stage) == 2 and result.metrics["val_acc"] == by_stage[-1]
+    last_stage = [h["val_acc"] for h in result.history if h["stage"] == 1]
+    assert result.metrics["val_acc"] == pytest.approx(max(last_stage))
+    with open(tmp_path / "ft" / "split.csv") as fh:
+        val = [(r["path"], r["label"]) for r in csv.DictReader(fh) if r["split"] == "val"]
+    predictions = Predictor.from_bundle(result.bundle).predict([Path(p) for p, _ in val])
+    measured = sum(p.label == label for p, (_, label) in zip(predictions, val, strict=True))
+    assert measured / len(val) == pytest.approx(result.metrics["val_acc"], abs=1e-6)
+    saved = json.loads((tmp_path / "ft" / "metrics.json").read_text())
+    assert saved["val_acc"] == result.metrics["val_acc"]
+    assert load_bundle(result.bundle).meta["metrics"]["val_acc"] == result.metrics["val_acc"]
+
+
+def test_out_of_memory_is_recognised_by_type_not_by_wording() -> None:
+    from landscape.train.trainer import _is_out_of_memory
+
+    assert _is_out_of_memory(torch.OutOfMemoryError("CUDA out of memory"))
+    assert _is_out_of_memory(MemoryError())
+    try:
+        torch.empty(1 << 62, dtype=torch.uint8)
+    except RuntimeError as exc:  # the CPU allocator's own failure
+        assert _is_out_of_memory(exc)
+    # Errors that merely mention memory are bugs to show, not batch sizes to halve.
+    assert not _is_out_of_memory(RuntimeError("pin_memory thread died"))
+    assert not _is_out_of_memory(ValueError("memory"))

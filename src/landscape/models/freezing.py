@@ -7,12 +7,12 @@ training — unlike freezing that only stops gradients, which still drifts the s
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Literal
 
 from torch import nn
 
+from landscape.config import normalize_policy
 from landscape.errors import ConfigError
 
 __all__ = ["FreezePolicy", "apply_policy", "parse_policy"]
@@ -35,18 +35,17 @@ class FreezePolicy:
 
 
 def parse_policy(text: str) -> FreezePolicy:
-    """Parse ``frozen``, ``all`` or ``deepest:N`` (N ≥ 1)."""
-    value = text.strip().lower()
-    if value in ("frozen", "freeze", "none"):
+    """Parse ``frozen``, ``all`` or ``deepest:N`` (N ≥ 1); the spelling rules are
+    :func:`landscape.config.normalize_policy`'s, which the config validates with."""
+    try:
+        value = normalize_policy(text)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
+    if value == "frozen":
         return FreezePolicy(0)
     if value == "all":
         return FreezePolicy(None)
-    match = re.fullmatch(r"deepest:(\d+)", value)
-    if match and int(match.group(1)) >= 1:
-        return FreezePolicy(int(match.group(1)))
-    raise ConfigError(
-        f"unknown freezing policy {text!r}", fix="use frozen, all or deepest:N with N ≥ 1"
-    )
+    return FreezePolicy(int(value.split(":", 1)[1]))
 
 
 def _module_names(blocks: list[list[str]]) -> list[str]:

@@ -13,7 +13,6 @@ Files are never unpickled: ``torch.load(weights_only=True)`` or safetensors.
 from __future__ import annotations
 
 import importlib
-import os
 import urllib.error
 import urllib.request
 from dataclasses import asdict, dataclass
@@ -22,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from landscape.data.io import file_sha256 as sha256_of
 from landscape.errors import WeightsError
+from landscape.settings import get_settings
 
 from .info import BackboneInfo
 
@@ -78,9 +78,9 @@ class WeightsRecord:
 
 
 def cache_dir() -> Path:
-    """Weights cache: ``$LANDSCAPE_CACHE/weights`` (default ``~/.cache/landscape/weights``)."""
-    root = Path(os.environ.get("LANDSCAPE_CACHE", Path.home() / ".cache" / "landscape"))
-    return root / "weights"
+    """Weights cache: ``<Settings.cache_dir>/weights`` (``$LANDSCAPE_CACHE``, default
+    ``~/.cache/landscape``)."""
+    return get_settings().cache_dir / "weights"
 
 
 def _verify(path: Path, expected: str | None, what: str) -> str:
@@ -144,7 +144,7 @@ def _hub_url(info: BackboneInfo) -> str:
         raise WeightsError(
             f"{info.name} has no hub weights", fix="use --weights none or a local file"
         )
-    mirror = os.environ.get("LANDSCAPE_WEIGHTS_MIRROR")
+    mirror = get_settings().weights_mirror
     if mirror:
         return mirror.rstrip("/") + "/" + _cache_name(info)
     return info.hub_url
