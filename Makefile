@@ -16,8 +16,9 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev,onnx,tensorboard]'
 	@touch $(STAMP)
 
+# The demo's own folder (demo/, git-ignored): replacing the previous demo run is what a rerun means.
 demo: $(STAMP)
-	$(VENV)/bin/landscape demo
+	$(VENV)/bin/landscape demo --force
 
 # pytest exits 5 when a marker selects no test: that is not a failure.
 test: $(STAMP)

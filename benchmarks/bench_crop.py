@@ -8,7 +8,10 @@ the old fixed ``C=1``, and a gradient-trained linear head. Test accuracy on the 
 Datasets: ../shared/datasets/intel-sample (real photos, 150 px; 100 train + 50 test per class,
 seeded) and the synthetic set of ``landscape data synth`` (80 per class, seed 0).
 
-    python benchmarks/bench_crop.py [--datasets intel,synth]
+    python benchmarks/bench_crop.py [--datasets intel,synth] [--seeds 0,1,2] [--heads NAME,...]
+
+With several seeds (the intel split and the training seed), the table gives mean ± std and the
+paired difference full − center per seed.
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ HEADS: dict[str, dict[str, Any]] = {
 }
 
 
-def _intel_manifest(out: Path, seed: int = 0) -> Path:
+def _intel_manifest(out: Path, seed: int) -> Path:
     rng = np.random.default_rng(seed)
     rows = []
     for cls in sorted(p.name for p in INTEL.iterdir() if p.is_dir()):
@@ -45,7 +48,7 @@ def _intel_manifest(out: Path, seed: int = 0) -> Path:
         order = rng.permutation(len(files))
         rows += [(files[i], cls, "train") for i in order[:100]]
         rows += [(files[i], cls, "test") for i in order[100:]]
-    path = out / "intel.csv"
+    path = out / f"intel-seed{seed}.csv"
     with open(path, "w", newline="") as fh:
         writer = csv.writer(fh)
         writer.writerow(["path", "label", "split"])
@@ -53,59 +56,68 @@ def _intel_manifest(out: Path, seed: int = 0) -> Path:
     return path
 
 
-def _synth(out: Path) -> Path:
+def _synth(out: Path, seed: int) -> Path:
     from landscape.data.synth import SynthSpec, generate_dataset
 
-    data = out / "synth"
-    generate_dataset(data, SynthSpec(per_class=80, seed=0))
+    data = out / f"synth-{seed}"
+    if not data.is_dir():
+        generate_dataset(data, SynthSpec(per_class=80, seed=seed))
     return data
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--datasets", default="intel,synth")
+    parser.add_argument("--seeds", default="0")
+    parser.add_argument("--heads", default=",".join(HEADS))
     args = parser.parse_args()
+    seeds = [int(s) for s in args.seeds.split(",")]
+    heads = args.heads.split(",")
 
     from landscape.config import load_train_config
     from landscape.train.trainer import fit
 
-    rows: list[tuple[str, str, str, float, Any]] = []
+    acc: dict[tuple[str, str, str, int], float] = {}
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        sources = {"intel": lambda: _intel_manifest(root), "synth": lambda: _synth(root)}
         for name in args.datasets.split(","):
-            data = sources[name]()
-            for crop in ("center", "full"):
-                for head, over in HEADS.items():
-                    out = root / f"{name}-{crop}-{head.replace(' ', '_')}"
-                    cfg = load_train_config(
-                        None,
-                        {
-                            "data": str(data),
-                            "out": str(out),
-                            "backbone": "efficientnet_lite0",
-                            "weights": "packaged",
-                            "crop": crop,
-                            "seed": 0,
-                            "progress": False,
-                            **over,
-                        },
-                    )
-                    metrics = fit(cfg).metrics
-                    rows.append((name, crop, head, metrics["test_acc"], metrics.get("C")))
-                    print(
-                        f"{name:6s} {crop:6s} {head:18s} test_acc={metrics['test_acc']:.4f}"
-                        + (f" C={metrics['C']:g}" if metrics.get("C") else ""),
-                        flush=True,
-                    )
-    print("\n| dataset | head | center crop | full frame | Δ |")
+            for seed in seeds:
+                data = _intel_manifest(root, seed) if name == "intel" else _synth(root, seed)
+                for crop in ("center", "full"):
+                    for head in heads:
+                        out = root / f"{name}-{seed}-{crop}-{head.replace(' ', '_')}"
+                        cfg = load_train_config(
+                            None,
+                            {
+                                "data": str(data),
+                                "out": str(out),
+                                "backbone": "efficientnet_lite0",
+                                "weights": "packaged",
+                                "crop": crop,
+                                "seed": seed,
+                                "progress": False,
+                                **HEADS[head],
+                            },
+                        )
+                        metrics = fit(cfg).metrics
+                        acc[name, head, crop, seed] = metrics["test_acc"]
+                        chosen = f" C={metrics['C']:g}" if metrics.get("C") else ""
+                        print(
+                            f"{name:6s} seed {seed} {crop:6s} {head:18s} "
+                            f"test_acc={metrics['test_acc']:.4f}{chosen}",
+                            flush=True,
+                        )
+    print("\n| dataset | head | center crop | full frame | full − center (per seed) |")
     print("|---|---|---|---|---|")
     for name in args.datasets.split(","):
-        for head in HEADS:
-            acc = {c: a for n, c, h, a, _ in rows if n == name and h == head}
+        for head in heads:
+            center = np.array([acc[name, head, "center", s] for s in seeds])
+            full = np.array([acc[name, head, "full", s] for s in seeds])
+            diffs = ", ".join(f"{d:+.3f}" for d in full - center)
             print(
-                f"| {name} | {head} | {acc['center']:.3f} | {acc['full']:.3f} | "
-                f"{acc['full'] - acc['center']:+.3f} |"
+                f"| {name} | {head} | {center.mean():.3f} ± {center.std():.3f} | "
+                f"{full.mean():.3f} ± {full.std():.3f} | {(full - center).mean():+.3f} "
+                f"({diffs}) |"
             )
 
 
