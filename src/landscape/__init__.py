@@ -25,7 +25,7 @@ _EXPORTS: dict[str, str] = {
     "UserError": "landscape.errors",
     "fit": "landscape.train.trainer",
     "resume": "landscape.train.trainer",
-    "RunResult": "landscape.train.trainer",
+    "RunResult": "landscape.train.run_files",
     "fit_classic": "landscape.train.classic",
     "lr_find": "landscape.train.lr_find",
     "load_bundle": "landscape.models.bundle",
@@ -80,7 +80,8 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from landscape.settings import Settings, get_settings
     from landscape.train.classic import fit_classic
     from landscape.train.lr_find import lr_find
-    from landscape.train.trainer import RunResult, fit, resume
+    from landscape.train.run_files import RunResult
+    from landscape.train.trainer import fit, resume
 
 
 def __getattr__(name: str) -> Any:

@@ -12,6 +12,7 @@ from typing import Any
 import typer
 from rich.markup import escape
 
+from ._options import JsonOption
 from ._output import console, print_json, progress_bar
 
 #: Findings shown per list in human output; ``--json`` always has all of them.
@@ -131,7 +132,7 @@ def register(app: typer.Typer) -> None:
         near_bits: int = typer.Option(
             6, "--near-bits", min=0, max=64, help="pHash distance (of 64 bits) of near-duplicates."
         ),
-        as_json: bool = typer.Option(False, "--json", help="Print the full report as JSON."),
+        as_json: JsonOption = False,
     ) -> None:
         """Find corrupt and skipped files, duplicates, near-duplicates, split leakage and imbalance.
 
@@ -156,7 +157,7 @@ def register(app: typer.Typer) -> None:
     @app.command("stats")
     def stats(
         data: Path = typer.Argument(..., help="Dataset folder (any layout) or CSV manifest."),
-        as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+        as_json: JsonOption = False,
     ) -> None:
         """Summarise a dataset: images per split and class, image sizes, channel mean/std.
 

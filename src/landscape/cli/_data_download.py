@@ -22,6 +22,7 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
+from ._options import JsonOption
 from ._output import console, err_console, print_json
 
 
@@ -118,7 +119,7 @@ def register(app: typer.Typer) -> None:
         timeout: float = typer.Option(
             30.0, "--timeout", min=1.0, help="Seconds to wait for the server before giving up."
         ),
-        as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+        as_json: JsonOption = False,
     ) -> None:
         """Download a dataset archive, verify it, extract it safely and detect its layout.
 

@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 import typer
 
-from ._options import BackendOption, BatchSizeOption, DeviceOption, JsonOption
+from ._options import BackendOption, BatchSizeOption, DeviceOption, JsonOption, out_option
 from ._output import console, err_console, print_json, progress_bar
 
 
@@ -119,9 +119,9 @@ def evaluate(
             help="Default: test when the data has splits, else every image.",
         ),
     ] = None,
-    out: Path = typer.Option(
-        None, "--out", "-o", help="Output folder (default: `eval-SPLIT` beside the bundle)."
-    ),
+    out: Annotated[
+        Path | None, out_option("Output folder (default: `eval-SPLIT` beside the bundle).")
+    ] = None,
     calibrate: bool = typer.Option(
         False, "--calibrate", help="Store the temperature fitted on the val split in the bundle."
     ),

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
+from ._options import JsonOption, out_option
 from ._output import console, print_json
 
 
@@ -29,10 +31,10 @@ def export(
     min_agreement: float = typer.Option(
         0.97, "--min-agreement", help="int8: least top-1 agreement with fp32 on held-out images."
     ),
-    out: Path = typer.Option(
-        None, "--out", "-o", help="Also write the .onnx file here (self-describing metadata)."
-    ),
-    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+    out: Annotated[
+        Path | None, out_option("Also write the .onnx file here (self-describing metadata).")
+    ] = None,
+    as_json: JsonOption = False,
 ) -> None:
     """Export a bundle to ONNX (opset 18, any batch size) and store it in the bundle as
     model.onnx, after checking that ONNX Runtime gives the same logits as torch.

@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 import typer
 
-from ._options import JsonOption, NoProgressOption
+from ._options import JsonOption, NoProgressOption, out_option
 from ._output import console, err_console, print_json, progress_bar
 
 
@@ -46,9 +46,9 @@ def _print_table(result: Any) -> None:
 
 def study(
     study_file: Path = typer.Argument(..., help="Study YAML (see configs/study-demo.yaml)."),
-    out: Path = typer.Option(
-        None, "--out", "-o", help="Output folder (default: studies/NAME from the file)."
-    ),
+    out: Annotated[
+        Path | None, out_option("Output folder (default: studies/NAME from the file).")
+    ] = None,
     data: Path = typer.Option(
         None, "--data", "-d", help="Dataset to use instead of the file's `data:`."
     ),

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
 from ._data_audit import register as _register_audit
 from ._data_download import register as _register_download
+from ._options import JsonOption, SeedOption, out_option
 from ._output import console, print_json, progress_bar
 
 app = typer.Typer(
@@ -21,11 +23,11 @@ def synth(
     out: Path = typer.Argument(..., help="Folder to write <class>/<image>.jpg into."),
     per_class: int = typer.Option(60, "--per-class", "-n", help="Images per class."),
     size: int = typer.Option(224, "--size", help="Image side in pixels."),
-    seed: int = typer.Option(0, "--seed", help="Random seed (same seed, same bytes)."),
+    seed: SeedOption = 0,
     classes: list[str] = typer.Option(
         None, "--classes", help="Subset of coast, desert, forest, glacier, mountain."
     ),
-    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+    as_json: JsonOption = False,
 ) -> None:
     """Draw procedural landscape photos (JPEG with EXIF and GPS), deterministic for a seed.
 
@@ -58,13 +60,15 @@ def synth(
 @app.command("split")
 def split(
     data: Path = typer.Argument(..., help="Dataset folder or CSV manifest."),
-    out: Path = typer.Option(
-        None, "--out", "-o", help="Manifest to write (default DATA/split.csv)."
+    out: Annotated[Path | None, out_option("Manifest to write (default DATA/split.csv).")] = None,
+    val: float = typer.Option(
+        0.15, "--val-fraction", "--val", min=0, max=0.99, help="Validation fraction when missing."
     ),
-    val: float = typer.Option(0.15, "--val", help="Validation fraction when missing."),
-    test: float = typer.Option(0.15, "--test", help="Test fraction when missing."),
-    seed: int = typer.Option(0, "--seed", help="Random seed of the split."),
-    as_json: bool = typer.Option(False, "--json", help="Print counts as JSON."),
+    test: float = typer.Option(
+        0.15, "--test-fraction", "--test", min=0, max=0.99, help="Test fraction when missing."
+    ),
+    seed: SeedOption = 0,
+    as_json: JsonOption = False,
 ) -> None:
     """Write a stratified, seeded, leakage-safe split manifest (path,label,split).
 

@@ -6,13 +6,14 @@ from typing import Any
 
 import typer
 
+from ._options import JsonOption
 from ._output import console, print_json
 
 app = typer.Typer(help="Backbones available for training.", no_args_is_help=True)
 
 
 @app.command("list")
-def list_models(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+def list_models(as_json: JsonOption = False) -> None:
     """List registered backbones: parameters, input size, feature size, offline weights.
 
     Example: `landscape models list --json`

@@ -33,8 +33,7 @@ from landscape.models.net import LandscapeNet
 from landscape.models.truncate import probe_backbone, probe_info
 
 from .data_prep import extract_split_features, prepare_data, resolve_preprocessing
-from .run_files import check_new_run_dir, write_config, write_run_outputs
-from .trainer import RunResult
+from .run_files import RunResult, check_new_run_dir, write_config, write_run_outputs
 
 if TYPE_CHECKING:
     from sklearn.pipeline import Pipeline

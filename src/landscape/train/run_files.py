@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import json
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from landscape.models.net import LandscapeNet
 from landscape.models.weights import WeightsRecord
 
 __all__ = [
+    "RunResult",
     "check_new_run_dir",
     "keep_log_before_resume",
     "plot_curves",
@@ -34,6 +36,18 @@ __all__ = [
     "write_config",
     "write_run_outputs",
 ]
+
+
+@dataclass
+class RunResult:
+    """What a finished run produced (the result of ``fit`` and ``fit_classic``)."""
+
+    run_dir: Path
+    bundle: Path
+    metrics: dict[str, Any]
+    history: list[dict[str, Any]] = field(default_factory=list)
+    #: False in the extra processes of a data-parallel run (they write and print nothing).
+    is_main: bool = True
 
 
 def check_new_run_dir(run_dir: Path, *, resumable: bool = True) -> None:

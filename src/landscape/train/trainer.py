@@ -15,7 +15,7 @@ import logging
 import time
 import warnings
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +42,7 @@ from .data_prep import (
 )
 from .module import ClassifierModule
 from .run_files import (
+    RunResult,
     check_new_run_dir,
     keep_log_before_resume,
     plot_curves,
@@ -52,7 +53,7 @@ from .run_files import (
     write_run_outputs,
 )
 
-__all__ = ["RunResult", "Stage", "fit", "plan_stages", "resume"]
+__all__ = ["Stage", "fit", "plan_stages", "resume"]
 
 # Lightning's advice that does not apply to these runs (small CPU datasets, frozen blocks in
 # eval mode on purpose, checkpoints of a resumed run), silenced only while a run trains.
@@ -72,18 +73,6 @@ class Stage:
 
     policy: str
     epochs: int
-
-
-@dataclass
-class RunResult:
-    """What a finished run produced."""
-
-    run_dir: Path
-    bundle: Path
-    metrics: dict[str, Any]
-    history: list[dict[str, Any]] = field(default_factory=list)
-    #: False in the extra processes of a data-parallel run (they write and print nothing).
-    is_main: bool = True
 
 
 def plan_stages(cfg: TrainConfig) -> list[Stage]:
