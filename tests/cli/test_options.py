@@ -88,7 +88,7 @@ def test_fraction_flags_set_the_split(run_cli: Run, synth_small: Path, tmp_path:
     summary = json.loads(result.out)
     assert (summary["n_train"], summary["n_val"], summary["n_test"]) == (40, 20, 20)
     saved = (tmp_path / "run" / "config.yaml").read_text()
-    assert "val_fraction: 0.25" in saved and "crop: full" in saved
+    assert "val_fraction: 0.25" in saved and "crop: center" in saved
 
 
 def test_set_path_builds_nested_overrides() -> None:
