@@ -150,7 +150,6 @@ def test_synth_train_predict_as_a_user(run_cli: Run, tmp_path: Path) -> None:
 def test_user_errors_are_one_line(run_cli: Run, tmp_path: Path, tiny_run: Path) -> None:
     cases = [
         ("train", "--data", tmp_path / "missing", "--out", tmp_path / "o"),
-        ("train", "--data", tmp_path, "--backbone", "resnet81"),
         ("predict", tiny_run / "bundle", tmp_path / "nope.jpg"),
         ("predict", tmp_path / "no-bundle", tiny_run / "split.csv"),
         ("train",),

@@ -63,6 +63,8 @@ def test_one_meaning_per_short_flag() -> None:
         ["train", "--data", "d", "--val-fraction", "1.5"],
         ["train", "--data", "d", "--C", "big"],
         ["train", "--data", "d", "--accelerator", "tpu"],
+        ["train", "--data", "d", "--backbone", "resnet81"],
+        ["tune", "--data", "d", "-b", "vgg61"],
         ["lr-find", "--data", "d", "--optimizer", "lamb"],
         ["tune", "--data", "d", "--crop", "side"],
         ["predict", "b", "x.jpg", "--backend", "tensorrt"],

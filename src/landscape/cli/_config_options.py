@@ -165,6 +165,16 @@ def _policy(value: Any) -> Any:
     return normalize_policy(str(value))
 
 
+def _backbone(value: Any) -> Any:
+    from landscape.errors import UserError
+    from landscape.models import get_backbone_info
+
+    try:
+        return get_backbone_info(str(value)).name
+    except UserError as exc:  # a registry name is a choice: a usage error, with suggestions
+        raise ValueError(str(exc).rstrip(".")) from exc
+
+
 _DATA, _MODEL, _OPTIM, _RUN = "Data", "Model", "Optimisation", "Run"
 
 #: every TrainConfig key the CLI can set, by a short name; commands pick theirs with
@@ -181,7 +191,7 @@ TRAIN_FLAGS: dict[str, ConfigFlag] = {
         ConfigFlag("augmentation", ("--augmentation", "--aug"), _DATA),
         ConfigFlag("mixup", ("--mixup",), _DATA),
         ConfigFlag("cutmix", ("--cutmix",), _DATA),
-        ConfigFlag("backbone", ("--backbone", "-b"), _MODEL),
+        ConfigFlag("backbone", ("--backbone", "-b"), _MODEL, check=_backbone),
         ConfigFlag("weights", ("--weights", "-w"), _MODEL),
         ConfigFlag("weights_sha256", ("--sha256",), _MODEL),
         ConfigFlag("head.kind", ("--head",), _MODEL),
