@@ -128,33 +128,24 @@ def _current_user() -> _OsUser:
 
 def _ensure_os_user(name: str) -> _OsUser:
     """The system user ``name``, created (no home, no login) when missing; the caller is root."""
-    for attempt in range(5):
+    useradd = shutil.which("useradd") or "/usr/sbin/useradd"
+    error = "no useradd"
+    for attempt in range(6):
         try:
             entry = pwd.getpwnam(name)
             return _OsUser(name, entry.pw_uid, entry.pw_gid)
         except KeyError:
             pass
-        useradd = shutil.which("useradd") or "/usr/sbin/useradd"
-        if not Path(useradd).exists():
-            raise PostgresUnavailable(
-                f"running as root and cannot create OS user {name!r}: no useradd"
-            )
-        result = subprocess.run(
-            [useradd, "--system", "--user-group", "--no-create-home", *_NOLOGIN, name],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if result.returncode == 0:
-            continue
-        # Another test session may be adding the same user (exit 9) or holding the passwd
-        # lock (exit 10) right now: look again after a moment.
-        if attempt == 4:
-            raise PostgresUnavailable(
-                f"cannot create OS user {name!r}: {result.stderr.strip() or result.returncode}"
-            )
-        time.sleep(0.2 * (attempt + 1))
-    raise PostgresUnavailable(f"cannot create OS user {name!r}")  # pragma: no cover
+        if attempt == 5 or not Path(useradd).exists():
+            break
+        args = [useradd, "--system", "--user-group", "--no-create-home", *_NOLOGIN, name]
+        result = subprocess.run(args, capture_output=True, text=True, check=False)
+        if result.returncode != 0:
+            # Another test session may be adding the same user (exit 9) or holding the passwd
+            # lock (exit 10) right now: look again after a moment.
+            error = result.stderr.strip() or f"useradd exit {result.returncode}"
+            time.sleep(0.2 * (attempt + 1))
+    raise PostgresUnavailable(f"running as root and cannot create OS user {name!r}: {error}")
 
 
 def _free_port() -> int:
