@@ -472,3 +472,7 @@ def test_load_for_model_other_formats_and_errors(odd_images: OddImages, tmp_path
         load_for_model(odd_images.zero, 64)
     with pytest.raises(ValueError, match="size"):
         load_for_model(odd_images.png_alpha, 0)
+
+
+def test_a_bare_pair_of_ints_is_one_rational():
+    assert gps_to_decimal((1397, 10), "W") == pytest.approx(-139.7)

@@ -141,9 +141,9 @@ def gps_to_decimal(dms: Any, ref: Any = None) -> float | None:
 
     ``dms`` may be three (or fewer) IFDRationals, ``(num, den)`` pairs, plain numbers, or a single
     number already in degrees (a bare pair of ints, ``(1397, 10)``, is one rational, as older
-    EXIF libraries write it, not degrees and minutes). ``ref`` is ``"N"``/``"S"``/``"E"``/``"W"`` (str or bytes, any case);
-    ``"S"`` and ``"W"`` give a negative result. Returns None for a missing or malformed value,
-    including a zero denominator.
+    EXIF libraries write it, not degrees and minutes). ``ref`` is ``"N"``/``"S"``/``"E"``/``"W"``
+    (str or bytes, any case); ``"S"`` and ``"W"`` give a negative result. Returns None for a
+    missing or malformed value, including a zero denominator.
     """
     if dms is None:
         return None
