@@ -356,7 +356,9 @@ def _position(gps: Mapping[int, Any]) -> tuple[float | None, float | None, float
 
 def _facts(img: Image.Image) -> ImageFacts:
     try:
-        exif = img.getexif()
+        # PNG's getexif decodes every pixel in case an eXIf chunk follows the image data; the
+        # base method reads the chunks before it, where writers put EXIF, without decoding.
+        exif = Image.Image.getexif(img) if img.format == "PNG" else img.getexif()
         base = dict(exif)
         sub = dict(exif.get_ifd(_EXIF_IFD))
         gps = dict(exif.get_ifd(_GPS_IFD))
