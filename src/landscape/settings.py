@@ -3,8 +3,9 @@
 The workbench and the coming service (``index``, ``serve``) read the same :class:`Settings`:
 where data, caches and the database live, the weights mirror, and whether to show tracebacks.
 Values come from environment variables with the ``LANDSCAPE_`` prefix (``LANDSCAPE_HOME``,
-``LANDSCAPE_CACHE``, ``LANDSCAPE_DB``, ``LANDSCAPE_WEIGHTS_MIRROR``, ``LANDSCAPE_DEBUG``) or from
-keyword arguments; unset paths fall back to the platform's user directories (platformdirs).
+``LANDSCAPE_CACHE``, ``LANDSCAPE_DB``, ``LANDSCAPE_MODEL``, ``LANDSCAPE_WEIGHTS_MIRROR``,
+``LANDSCAPE_DEBUG``) or from keyword arguments; unset paths fall back to the platform's user
+directories (platformdirs).
 
 Importing this module imports neither torch nor any other heavy library.
 """
@@ -37,6 +38,9 @@ class Settings(BaseSettings):
         None,
         validation_alias=AliasChoices("LANDSCAPE_DB", "db"),
         description="Database URL; default: sqlite:///<home>/landscape.db.",
+    )
+    model: Path | None = Field(
+        None, description="Model bundle for `index` when the database has no active model."
     )
     weights_mirror: str | None = Field(
         None, description="Base URL serving hub weights files by their cache names (offline use)."

@@ -21,6 +21,7 @@ __all__ = [
     "BatchSizeOption",
     "ConfigFileOption",
     "DataOption",
+    "DbOption",
     "DeviceOption",
     "JsonOption",
     "NoProgressOption",
@@ -66,4 +67,12 @@ DataOption = Annotated[
 ConfigFileOption = Annotated[
     Path | None,
     typer.Option("--config", "-c", help="YAML config (TrainConfig keys); flags override keys."),
+]
+DbOption = Annotated[
+    str | None,
+    typer.Option(
+        "--db",
+        help="Index database URL: sqlite:///PATH or postgresql+psycopg://USER@HOST:PORT/DB "
+        "(default: LANDSCAPE_DB, else landscape.db in LANDSCAPE_HOME or the user data dir).",
+    ),
 ]

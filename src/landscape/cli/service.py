@@ -7,9 +7,7 @@ import typer
 from ._pending import register_pending
 
 _PENDING = {
-    "index": "Scan storage roots and index files with their metadata and landscape context.",
     "watch": "Watch storage roots and index new files as they arrive.",
-    "search": "Search the metadata index.",
     "serve": "Serve the REST API and the web GUI.",
     "users": "Manage users and API tokens.",
 }
@@ -17,5 +15,10 @@ _PENDING = {
 
 def register(app: typer.Typer) -> None:
     """Add the service commands to the root app."""
+    from . import _db, _index
+
+    app.command("index")(_index.index)
+    app.command("search")(_index.search)
+    app.add_typer(_db.app, name="db")
     for name, doc in _PENDING.items():
         register_pending(app, name, doc)

@@ -1,0 +1,231 @@
+"""``landscape index`` and ``landscape search``: build and query the metadata index."""
+
+from __future__ import annotations
+
+import csv
+import sys
+from datetime import date
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import typer
+
+from landscape.errors import UserError
+
+from ._options import BackendOption, DbOption, JsonOption, NoProgressOption
+from ._output import console, print_json, progress_bar
+
+__all__ = ["index", "search"]
+
+
+def _predictor(session: Any, model: Path | None, backend: str) -> Any:
+    """The Predictor of ``--model`` (registered, active if first), else of the active model,
+    else of ``LANDSCAPE_MODEL``; ``None`` when there is none (metadata only)."""
+    from landscape.data.io import file_sha256
+    from landscape.index.registry import active_model, register_bundle
+    from landscape.inference.predictor import Predictor
+    from landscape.settings import get_settings
+
+    path = model
+    if path is None:
+        row = active_model(session)
+        path = Path(row.bundle_path) if row is not None else get_settings().model
+    if path is None:
+        return None
+    predictor = Predictor.from_bundle(path, backend=backend)
+    sha = file_sha256(path) if Path(path).is_file() else None
+    register_bundle(session, predictor.bundle, Path(path), sha256=sha)
+    session.commit()
+    return predictor
+
+
+def _summary_table(summary: Any) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"scan {summary.scan_id}")
+    table.add_column("outcome")
+    table.add_column("files", justify="right")
+    for key in ("new", "changed", "unchanged", "moved", "missing", "failed"):
+        table.add_row(key, str(summary.outcomes.get(key, 0)))
+    console.print(table)
+    console.print(f"model: {summary.model_id or '(none: metadata only)'}")
+    if summary.media:
+        media = ", ".join(f"{k} {v}" for k, v in sorted(summary.media.items()))
+        console.print(f"media: {media}")
+    if summary.labels:
+        labels = ", ".join(f"{k} {v}" for k, v in summary.labels.most_common())
+        console.print(f"labels (this run): {labels}")
+    for path, error in summary.problems[:10]:
+        console.print(f"[yellow]problem[/] {path}: {error}", soft_wrap=True)
+    if len(summary.problems) > 10:
+        console.print(
+            f"… and {len(summary.problems) - 10} more (see `landscape search --status error`)"
+        )
+
+
+def index(
+    roots: Annotated[list[Path], typer.Argument(help="Storage folders to index.")],
+    db: DbOption = None,
+    model: Annotated[
+        Path | None,
+        typer.Option(
+            "--model",
+            "-m",
+            help="Model bundle (default: the database's active model, else LANDSCAPE_MODEL; "
+            "the first one given becomes active).",
+        ),
+    ] = None,
+    backend: BackendOption = "torch",
+    workers: Annotated[
+        int, typer.Option("--workers", min=0, help="Extract/decode worker processes.")
+    ] = 2,
+    timeout: Annotated[
+        float, typer.Option("--timeout", min=1, help="Seconds one file may take to read.")
+    ] = 60.0,
+    reclassify: Annotated[
+        bool, typer.Option("--reclassify", help="Re-run inference on unchanged images too.")
+    ] = False,
+    allow_empty: Annotated[
+        bool,
+        typer.Option(
+            "--allow-empty", help="Accept a root that is empty although the index has files there."
+        ),
+    ] = False,
+    no_progress: NoProgressOption = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Scan storage roots: record every file, read image metadata (EXIF, GPS, place) and
+    classify images; re-runs touch only what changed. Bad files are recorded, never fatal.
+
+    Examples:
+
+    `landscape index /mnt/archive --model runs/demo/bundle`
+
+    `landscape index /mnt/archive --db postgresql+psycopg://me@db:5432/archive --backend onnx`
+    """
+    from landscape.index.db import open_index, session_factory
+    from landscape.index.pipeline import IndexOptions, run_index
+
+    engine = open_index(db)
+    with session_factory(engine)() as session:
+        predictor = _predictor(session, model, backend)
+    options = IndexOptions(
+        workers=workers, timeout=timeout, reclassify=reclassify, allow_empty=allow_empty
+    )
+    quiet = as_json or no_progress
+    summary = run_index(
+        engine,
+        roots,
+        predictor=predictor,
+        options=options,
+        progress=lambda description, total: progress_bar(description, total, enabled=not quiet),
+    )
+    if as_json:
+        print_json(summary.to_dict())
+    else:
+        _summary_table(summary)
+
+
+def _near(value: str | None) -> tuple[float, float, float] | None:
+    if value is None:
+        return None
+    try:
+        lat, lon, km = (float(x) for x in value.split(","))
+    except ValueError as exc:
+        raise typer.BadParameter("use LAT,LON,KM, e.g. 48.85,2.35,10", param_hint="--near") from exc
+    if not (-90 <= lat <= 90 and -180 <= lon <= 180 and km > 0):
+        raise typer.BadParameter("latitude −90…90, longitude −180…180, KM > 0", param_hint="--near")
+    return lat, lon, km
+
+
+def search(
+    db: DbOption = None,
+    label: Annotated[str | None, typer.Option("--label", "-l", help="Landscape label.")] = None,
+    min_confidence: Annotated[
+        float | None, typer.Option("--min-confidence", min=0, max=1, help="Least confidence.")
+    ] = None,
+    unknown: Annotated[
+        bool, typer.Option("--unknown", help="Only images the model called unknown.")
+    ] = False,
+    taken_after: Annotated[
+        str | None, typer.Option("--taken-after", help="Captured on or after (YYYY-MM-DD).")
+    ] = None,
+    taken_before: Annotated[
+        str | None, typer.Option("--taken-before", help="Captured on or before (YYYY-MM-DD).")
+    ] = None,
+    near: Annotated[
+        str | None, typer.Option("--near", help="LAT,LON,KM: within KM kilometres of a point.")
+    ] = None,
+    place: Annotated[
+        str | None, typer.Option("--place", help="Text in the city, region or country.")
+    ] = None,
+    camera: Annotated[str | None, typer.Option("--camera", help="Text in make or model.")] = None,
+    media: Annotated[
+        Literal["image", "video", "other"] | None, typer.Option("--media", help="Media type.")
+    ] = None,
+    status: Annotated[
+        Literal["ok", "error", "missing", "quarantined"] | None,
+        typer.Option("--status", help="File status."),
+    ] = None,
+    path_contains: Annotated[
+        str | None, typer.Option("--path-contains", help="Text in the path.")
+    ] = None,
+    model_id: Annotated[
+        str | None, typer.Option("--model-id", help="Labels of this model (default: active).")
+    ] = None,
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="Most results.")] = 100,
+    as_json: JsonOption = False,
+    as_csv: Annotated[bool, typer.Option("--csv", help="Print CSV.")] = False,
+) -> None:
+    """Find indexed files by landscape label, confidence, date, place, GPS, camera or path.
+
+    Examples:
+
+    `landscape search --label forest --min-confidence 0.8 --taken-after 2024-01-01`
+
+    `landscape search --near 48.85,2.35,25 --media image --json`
+    """
+    from landscape.index.db import open_index, session_factory
+    from landscape.index.repository import SearchFilters
+    from landscape.index.repository import search as run_search
+
+    def day(value: str | None, flag: str) -> date | None:
+        try:
+            return date.fromisoformat(value) if value else None
+        except ValueError as exc:
+            raise typer.BadParameter(f"{value!r} is not YYYY-MM-DD", param_hint=flag) from exc
+
+    filters = SearchFilters(
+        label=label,
+        min_confidence=min_confidence,
+        unknown=True if unknown else None,
+        taken_after=day(taken_after, "--taken-after"),
+        taken_before=day(taken_before, "--taken-before"),
+        near=_near(near),
+        place=place,
+        camera=camera,
+        media=media,
+        status=status,
+        path_contains=path_contains,
+        model_id=model_id,
+        limit=limit,
+    )
+    if as_json and as_csv:
+        raise UserError("choose one of --json and --csv")
+    engine = open_index(db, create=False)
+    with session_factory(engine)() as session:
+        hits = [h.to_dict() for h in run_search(session, filters)]
+    if as_json:
+        print_json(hits)
+    elif as_csv:
+        writer = csv.DictWriter(sys.stdout, fieldnames=list(hits[0]) if hits else ["path"])
+        writer.writeheader()
+        writer.writerows(hits)
+    else:
+        for hit in hits:
+            label_text = (
+                f"{hit['label']} {hit['confidence']:.2f}" if hit["label"] is not None else "—"
+            )
+            extra = " · ".join(str(x) for x in (hit["captured_at"], hit["place"]) if x)
+            console.print(f"{hit['path']}  [bold]{label_text}[/]  {extra}", soft_wrap=True)
+        console.print(f"[dim]{len(hits)} file(s)[/]")

@@ -1,0 +1,293 @@
+"""Opening the index database: engines, migrations, schema checks and the writer lock.
+
+SQLite is the default (one file in the data dir, WAL journal so readers never block the
+writer); PostgreSQL is used with a ``postgresql+psycopg://`` URL. The schema is created and
+changed only by the Alembic migrations shipped inside this package (``migrations/``), which run
+from an installed wheel as well as from the source tree.
+
+Every failure a user can fix — a malformed URL, an unreachable server, a read-only file, a
+database written by a newer landscape — is a one-line :class:`DatabaseError`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event, inspect, text
+from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
+from sqlalchemy.exc import DatabaseError as SqlDatabaseError
+from sqlalchemy.orm import Session, sessionmaker
+
+from landscape.errors import UserError
+from landscape.settings import get_settings
+
+__all__ = [
+    "DatabaseError",
+    "SchemaStatus",
+    "current_revision",
+    "has_table",
+    "head_revision",
+    "make_engine",
+    "open_index",
+    "resolve_url",
+    "schema_status",
+    "session_factory",
+    "upgrade",
+    "writer_lock",
+]
+
+_MIGRATIONS = "landscape.index:migrations"
+# An arbitrary 64-bit key: the PostgreSQL advisory lock held by the one writing `index` run.
+_PG_LOCK_KEY = 0x6C616E64736361
+
+
+class DatabaseError(UserError):
+    """The index database cannot be opened, migrated or written as asked."""
+
+
+def resolve_url(url: str | None) -> str:
+    """``url``, or ``LANDSCAPE_DB``, or SQLite in the data dir (``LANDSCAPE_HOME``)."""
+    return url or get_settings().database_url
+
+
+def _redacted(url: str) -> str:
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return url
+
+
+def _sqlite_path(url: str) -> Path | None:
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    return Path(parsed.database)
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    # WAL: readers (search, the API) never block the writer; NORMAL sync is safe under WAL
+    # (a power cut may lose the last transactions, never corrupt the file).
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+def make_engine(url: str | None = None) -> Engine:
+    """An engine for ``url`` (see :func:`resolve_url`); SQLite files get their folder created.
+
+    Raises :class:`DatabaseError` for a malformed URL or a missing driver.
+    """
+    url = resolve_url(url)
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise DatabaseError(
+            f"not a database URL: {url!r}",
+            fix="use sqlite:///PATH or postgresql+psycopg://USER@HOST:PORT/DB",
+        ) from exc
+    kwargs: dict[str, Any] = {}
+    sqlite_file = _sqlite_path(url)
+    if sqlite_file is not None:
+        try:
+            sqlite_file.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise DatabaseError(
+                f"cannot create the database folder ({exc.strerror})",
+                path=sqlite_file.parent,
+                fix="check permissions or pass --db",
+            ) from exc
+    elif parsed.get_backend_name() == "postgresql":
+        kwargs["pool_pre_ping"] = True
+    try:
+        engine = create_engine(parsed, **kwargs)
+    except (NoSuchModuleError, ModuleNotFoundError) as exc:
+        raise DatabaseError(
+            f"no driver for {parsed.drivername}",
+            fix="pip install 'landscape[postgres]' for postgresql+psycopg URLs",
+        ) from exc
+    if parsed.get_backend_name() == "sqlite":
+        event.listen(engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+def _connect_error(url: str, exc: SQLAlchemyError) -> DatabaseError:
+    reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0] if str(exc) else type(exc)
+    return DatabaseError(
+        f"cannot open the database {_redacted(url)}: {reason}",
+        fix="check the URL, that the server runs and that you may write there",
+    )
+
+
+def _alembic_config(connection: Connection) -> Any:
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", _MIGRATIONS)
+    config.attributes["connection"] = connection
+    return config
+
+
+def _scripts() -> Any:
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    config = Config()
+    config.set_main_option("script_location", _MIGRATIONS)
+    return ScriptDirectory.from_config(config)
+
+
+def head_revision() -> str:
+    """The newest schema revision this version of landscape knows."""
+    head: str = _scripts().get_current_head()
+    return head
+
+
+def current_revision(engine: Engine) -> str | None:
+    """The schema revision recorded in the database (``None``: no schema yet)."""
+    from alembic.runtime.migration import MigrationContext
+
+    try:
+        with engine.connect() as connection:
+            return MigrationContext.configure(connection).get_current_revision()
+    except SqlDatabaseError as exc:
+        raise _connect_error(str(engine.url), exc) from exc
+
+
+def _known_revisions() -> set[str]:
+    return {script.revision for script in _scripts().walk_revisions()}
+
+
+def _refuse_newer(engine: Engine, revision: str | None) -> None:
+    if revision is not None and revision not in _known_revisions():
+        raise DatabaseError(
+            f"the database {_redacted(str(engine.url))} has schema revision {revision}, "
+            f"newer than this landscape knows ({head_revision()})",
+            fix="upgrade landscape, or use another --db",
+        )
+
+
+def upgrade(engine: Engine) -> str:
+    """Migrate the database to the newest revision (creating the schema); return it."""
+    from alembic import command
+
+    _refuse_newer(engine, current_revision(engine))
+    try:
+        with engine.begin() as connection:
+            command.upgrade(_alembic_config(connection), "head")
+    except SqlDatabaseError as exc:
+        raise _connect_error(str(engine.url), exc) from exc
+    return head_revision()
+
+
+@dataclass(frozen=True)
+class SchemaStatus:
+    """Where a database's schema stands against this version of landscape."""
+
+    current: str | None
+    head: str
+    #: differences between the database and the models (empty when they match)
+    differences: tuple[str, ...]
+
+    @property
+    def ok(self) -> bool:
+        """At the newest revision and identical to the models."""
+        return self.current == self.head and not self.differences
+
+
+def schema_status(engine: Engine) -> SchemaStatus:
+    """Compare the database with the newest revision and with the models (autogenerate diff)."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+
+    from .schema import Base
+
+    current = current_revision(engine)
+    _refuse_newer(engine, current)
+    differences: tuple[str, ...] = ()
+    if current is not None:
+        with engine.connect() as connection:
+            context = MigrationContext.configure(connection, opts={"compare_type": True})
+            differences = tuple(str(d) for d in compare_metadata(context, Base.metadata))
+    return SchemaStatus(current, head_revision(), differences)
+
+
+def open_index(url: str | None = None, *, create: bool = True) -> Engine:
+    """An engine on an index at the newest schema: migrated when ``create``, else checked.
+
+    A database of an older revision is upgraded in place (migrations are transactional on
+    PostgreSQL; on SQLite each runs in one transaction). A newer one is refused.
+    """
+    engine = make_engine(url)
+    if create:
+        upgrade(engine)
+        return engine
+    current = current_revision(engine)
+    _refuse_newer(engine, current)
+    if current != head_revision():
+        raise DatabaseError(
+            f"the database {_redacted(str(engine.url))} is not at schema {head_revision()} "
+            f"(it has {current or 'no schema'})",
+            fix="run `landscape db upgrade`",
+        )
+    return engine
+
+
+def session_factory(engine: Engine) -> sessionmaker[Session]:
+    """Sessions that keep loaded objects usable after commit (results outlive transactions)."""
+    return sessionmaker(engine, expire_on_commit=False)
+
+
+def has_table(engine: Engine, name: str) -> bool:
+    """Whether ``name`` exists (for checks and tests)."""
+    return inspect(engine).has_table(name)
+
+
+@contextlib.contextmanager
+def writer_lock(engine: Engine) -> Iterator[None]:
+    """Hold the index's writer lock: one ``index``/``watch`` run writes at a time.
+
+    SQLite: an exclusive file lock beside the database; PostgreSQL: a session advisory lock.
+    A second writer is refused at once with a one-line error saying who holds it; readers
+    (``search``, the API) never take it.
+    """
+    sqlite_file = _sqlite_path(str(engine.url))
+    if engine.dialect.name == "sqlite":
+        if sqlite_file is None:
+            yield  # an in-memory database belongs to this process alone
+            return
+        from filelock import FileLock, Timeout
+
+        lock = FileLock(str(sqlite_file) + ".writer.lock")
+        try:
+            lock.acquire(timeout=0)
+        except Timeout as exc:
+            raise DatabaseError(
+                "another `landscape index` or `watch` is writing to this database",
+                path=sqlite_file,
+                fix="wait for it to finish, or stop it",
+            ) from exc
+        try:
+            yield
+        finally:
+            lock.release()
+        return
+    with engine.connect() as connection:
+        got = connection.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": _PG_LOCK_KEY})
+        if not got.scalar():
+            raise DatabaseError(
+                f"another `landscape index` or `watch` is writing to {_redacted(str(engine.url))}",
+                fix="wait for it to finish, or stop it",
+            )
+        try:
+            yield
+        finally:
+            connection.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": _PG_LOCK_KEY})
+            connection.commit()

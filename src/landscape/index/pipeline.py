@@ -1,0 +1,437 @@
+"""``index``: walk → extract/decode in sandboxed workers → batched inference → batched writes.
+
+The stages are joined lazily and bounded: the walker yields files one by one, at most a few
+per worker are in flight (:class:`~landscape.index.sandbox.Sandbox`), and results are written
+every ``batch_size`` files in one transaction — memory stays flat however large the archive.
+
+Idempotent and incremental: a file whose size and mtime are unchanged is only marked seen (no
+hashing, no decoding, no inference); a changed one is hashed and, when its content changed,
+re-read and re-classified; a new path whose content matches a file that is no longer where it
+was recorded is that file, moved; files not seen become ``missing``. Crash-safe: a kill -9
+loses at most the batch in flight, which the next run redoes; the scan row records whether a
+run finished, and the next run completes an unfinished one.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sqlalchemy import Engine, func, select
+from sqlalchemy.orm import Session
+
+from .db import session_factory, writer_lock
+from .sandbox import Outcome, Sandbox
+from .scanner import FoundFile, RootError, WalkProblem, check_root, count_files, walk
+from .schema import File, Prediction, Root, Scan, utcnow
+from .work import FileJob, FileResult, init_worker, process_file
+from .writer import (
+    ClassifiedImage,
+    find_moved,
+    mark_missing,
+    replace_predictions,
+    touch,
+    upsert_media,
+)
+
+__all__ = ["IndexOptions", "IndexSummary", "run_index"]
+
+#: progress callback: ``advance(n)`` after each file (the total is given up front)
+Advance = Callable[[int], None]
+ProgressFactory = Callable[[str, int], Any]
+
+_LOOKUP_CHUNK = 256
+
+
+@dataclass(frozen=True)
+class IndexOptions:
+    """How to run: workers, timeouts, batch size, and what to redo."""
+
+    workers: int = 2
+    timeout: float = 60.0
+    memory_mb: int | None = 2048
+    batch_size: int = 32
+    reclassify: bool = False
+    allow_empty: bool = False
+    draft: bool = True
+
+
+@dataclass
+class IndexSummary:
+    """What a run did, by outcome, media type and label (``landscape index``'s table)."""
+
+    scan_id: int = 0
+    model_id: str | None = None
+    outcomes: Counter[str] = field(default_factory=Counter)
+    media: Counter[str] = field(default_factory=Counter)
+    labels: Counter[str] = field(default_factory=Counter)
+    problems: list[tuple[str, str]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {
+            "scan_id": self.scan_id,
+            "model_id": self.model_id,
+            "outcomes": dict(self.outcomes),
+            "media": dict(self.media),
+            "labels": dict(self.labels),
+            "problems": [{"path": p, "error": e} for p, e in self.problems[:200]],
+        }
+
+
+# --------------------------------------------------------------------------------------------
+# Planning: what each found file needs
+
+
+def _existing(session: Session, root_id: int, paths: Sequence[str]) -> dict[str, File]:
+    rows = session.scalars(
+        select(File).where(File.root_id == root_id, File.relative_path.in_(paths))
+    ).all()
+    return {row.relative_path: row for row in rows}
+
+
+def _has_prediction(session: Session, file_ids: Sequence[int], model_id: str) -> set[int]:
+    if not file_ids:
+        return set()
+    rows = session.scalars(
+        select(Prediction.file_id).where(
+            Prediction.file_id.in_(file_ids), Prediction.model_id == model_id
+        )
+    ).all()
+    return set(rows)
+
+
+def _chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    chunk: list[Any] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+@dataclass
+class _Run:
+    """The state of one run shared by its stages (counts, the open scan, the roots)."""
+
+    engine: Engine
+    model_id: str | None
+    options: IndexOptions
+    scan: Scan
+    roots: dict[int, Path]
+    summary: IndexSummary
+    started: Any
+    advance: Advance
+
+
+def _plan(run: _Run, root_id: int, root: Path, session: Session) -> Iterator[FileJob]:
+    """Jobs for new/changed files; unchanged ones are marked seen right here, in batches."""
+    found = walk(root)
+    for chunk in _chunks(found, _LOOKUP_CHUNK):
+        problems = [p for p in chunk if isinstance(p, WalkProblem)]
+        for problem in problems:
+            run.summary.outcomes["failed"] += 1
+            run.summary.problems.append((problem.relative_path, problem.error))
+        files: list[FoundFile] = [f for f in chunk if isinstance(f, FoundFile)]
+        known = _existing(session, root_id, [f.relative_path for f in files])
+        unchanged: list[File] = []
+        jobs: list[FileJob] = []
+        for item in files:
+            row = known.get(item.relative_path)
+            same = (
+                row is not None
+                and row.status != "missing"
+                and row.size == item.size
+                and row.mtime_ns == item.mtime_ns
+            )
+            if same and row is not None:
+                unchanged.append(row)
+                continue
+            jobs.append(
+                FileJob(
+                    path=str(root / item.relative_path),
+                    relative_path=item.relative_path,
+                    root_id=root_id,
+                    size=item.size,
+                    mtime_ns=item.mtime_ns,
+                    file_id=row.id if row is not None else None,
+                    known_hash=row.content_hash if row is not None else None,
+                    classify=run.model_id is not None,
+                    force=row is not None and row.status == "missing",
+                )
+            )
+        redo = _needs_inference(run, session, unchanged)
+        touch(session, [r.id for r in unchanged if r.id not in redo], run.started)
+        session.commit()
+        for row in unchanged:
+            if row.id in redo:
+                jobs.append(
+                    FileJob(
+                        path=str(root / row.relative_path),
+                        relative_path=row.relative_path,
+                        root_id=root_id,
+                        size=row.size,
+                        mtime_ns=row.mtime_ns,
+                        file_id=row.id,
+                        known_hash=row.content_hash,
+                        classify=True,
+                        force=True,
+                    )
+                )
+            else:
+                run.summary.outcomes["unchanged"] += 1
+                run.summary.media[row.media_type] += 1
+                run.advance(1)
+        yield from jobs
+
+
+def _needs_inference(run: _Run, session: Session, rows: Sequence[File]) -> set[int]:
+    """Unchanged images to (re)classify: all with --reclassify, else those the model lacks."""
+    if run.model_id is None:
+        return set()
+    images = [r.id for r in rows if r.media_type == "image" and r.status == "ok"]
+    if run.options.reclassify:
+        return set(images)
+    return set(images) - _has_prediction(session, images, run.model_id)
+
+
+# --------------------------------------------------------------------------------------------
+# Writing: one transaction per batch of results
+
+
+def _classify(predictor: Any, results: Sequence[FileResult]) -> dict[int, ClassifiedImage]:
+    import torch
+
+    with_pixels = [(i, r) for i, r in enumerate(results) if r.pixels is not None]
+    if predictor is None or not with_pixels:
+        return {}
+    batch = torch.from_numpy(np.stack([r.pixels for _, r in with_pixels if r.pixels is not None]))
+    logits, features = predictor.logits_and_features(batch)
+    predictions = predictor.predict_logits(logits)
+    out: dict[int, ClassifiedImage] = {}
+    for (i, _), pred, feat in zip(with_pixels, predictions, features.numpy(), strict=True):
+        out[i] = ClassifiedImage(
+            pred.label, pred.confidence, pred.probabilities, pred.is_unknown, feat
+        )
+    return out
+
+
+def _places(results: Sequence[FileResult]) -> dict[int, Any]:
+    points = [
+        (i, (r.facts["latitude"], r.facts["longitude"]))
+        for i, r in enumerate(results)
+        if r.facts and r.facts.get("latitude") is not None and r.facts.get("longitude") is not None
+    ]
+    if not points:
+        return {}
+    from .places import reverse_geocode
+
+    return dict(zip([i for i, _ in points], reverse_geocode([p for _, p in points]), strict=True))
+
+
+def _file_row(session: Session, run: _Run, result: FileResult) -> tuple[File, str]:
+    """The row a result updates or creates, and the outcome (new, changed, moved)."""
+    job = result.job
+    if job.file_id is not None:
+        row = session.get(File, job.file_id)
+        if row is not None:
+            return row, "changed"
+    if result.content_hash is not None:
+        moved = find_moved(session, result.content_hash, run.roots)
+        if moved is not None:
+            moved.root_id, moved.relative_path = job.root_id, job.relative_path
+            return moved, "moved"
+    row = File(
+        root_id=job.root_id, relative_path=job.relative_path, size=job.size, mtime_ns=job.mtime_ns
+    )
+    session.add(row)
+    return row, "new"
+
+
+def _write(
+    run: _Run,
+    session: Session,
+    items: Sequence[tuple[FileJob, Outcome[FileResult]]],
+    predictor: Any,
+) -> None:
+    results: list[FileResult] = []
+    failures: list[tuple[FileJob, Outcome[FileResult]]] = []
+    for job, done in items:
+        if done.ok and done.value is not None:
+            results.append(done.value)
+        else:
+            failures.append((job, done))
+    classified = _classify(predictor, results)
+    places = _places(results)
+    now = utcnow()
+    for i, result in enumerate(results):
+        job = result.job
+        if result.vanished:
+            if job.file_id is not None and (row := session.get(File, job.file_id)) is not None:
+                row.status = "missing"
+            run.summary.outcomes["missing"] += 1
+            continue
+        row, outcome = _file_row(session, run, result)
+        if result.same_content and job.file_id is not None:
+            outcome = "unchanged"
+        row.size, row.mtime_ns, row.last_seen_at = job.size, job.mtime_ns, now
+        row.content_hash = result.content_hash
+        row.media_type, row.mime = result.media_type, result.mime
+        row.status, row.error = ("error", result.error) if result.error else ("ok", None)
+        if not result.same_content:
+            row.indexed_at = now
+        session.flush()
+        if result.facts is not None:
+            upsert_media(session, row.id, result.facts, places.get(i))
+        if i in classified and run.model_id is not None:
+            replace_predictions(session, row.id, run.model_id, classified[i])
+            run.summary.labels[classified[i].label] += 1
+        run.summary.outcomes["failed" if result.error else outcome] += 1
+        run.summary.media[result.media_type] += 1
+        if result.error:
+            run.summary.problems.append((job.relative_path, result.error))
+    for job, failed in failures:
+        _quarantine(session, job, failed, now)
+        run.summary.outcomes["failed"] += 1
+        run.summary.problems.append((job.relative_path, f"{failed.kind}: {failed.error}"))
+    session.commit()
+    run.advance(len(items))
+
+
+def _quarantine(session: Session, job: FileJob, outcome: Outcome[Any], now: Any) -> None:
+    """A file whose worker hung, crashed or ran out of memory: kept, with the reason."""
+    row = session.get(File, job.file_id) if job.file_id is not None else None
+    if row is None:
+        row = File(
+            root_id=job.root_id,
+            relative_path=job.relative_path,
+            size=job.size,
+            mtime_ns=job.mtime_ns,
+        )
+        session.add(row)
+    row.size, row.mtime_ns, row.last_seen_at = job.size, job.mtime_ns, now
+    row.status = "quarantined"
+    row.error = f"{outcome.kind}: {outcome.error}"[:500]
+
+
+# --------------------------------------------------------------------------------------------
+# The run
+
+
+def _guard_roots(session: Session, roots: dict[int, Path], allow_empty: bool) -> None:
+    """Refuse a root that is empty while the index knows files under it (unmounted share)."""
+    for root_id, path in roots.items():
+        known = session.scalar(
+            select(func.count(File.id)).where(File.root_id == root_id, File.status != "missing")
+        )
+        if known and not allow_empty and not any(os.scandir(path)):
+            raise RootError(
+                f"is empty but the index has {known} files under it (an unmounted share?)",
+                path=path,
+                fix="mount it, or pass --allow-empty to mark them missing",
+            )
+
+
+def _open_scan(session: Session, roots: Sequence[Path], model_id: str | None) -> Scan:
+    """Continue the unfinished scan of these roots (a killed run), or start one."""
+    wanted = sorted(str(r) for r in roots)
+    for scan in session.scalars(select(Scan).where(Scan.state == "running")):
+        if sorted(scan.roots) == wanted:
+            scan.model_id = model_id
+            return scan
+    scan = Scan(roots=wanted, model_id=model_id, state="running", counts={})
+    session.add(scan)
+    session.flush()
+    return scan
+
+
+def _root_ids(session: Session, roots: Sequence[Path]) -> dict[int, Path]:
+    ids: dict[int, Path] = {}
+    for path in roots:
+        row = session.scalar(select(Root).where(Root.path == str(path)))
+        if row is None:
+            row = Root(path=str(path))
+            session.add(row)
+            session.flush()
+        ids[row.id] = path
+    return ids
+
+
+def run_index(
+    engine: Engine,
+    roots: Sequence[Path],
+    *,
+    predictor: Any = None,
+    options: IndexOptions | None = None,
+    progress: ProgressFactory | None = None,
+) -> IndexSummary:
+    """Index ``roots`` into ``engine``'s database with ``predictor`` (``None``: metadata only).
+
+    Holds the writer lock for the whole run; raises :class:`RootError` for a missing root or
+    one that looks unmounted (see ``allow_empty``). Bad files never stop the run: they are
+    recorded (``error``, ``quarantined``) and listed in the summary.
+    """
+    options = options or IndexOptions()
+    resolved = [check_root(r) for r in roots]
+    model_id = predictor.model_id if predictor is not None else None
+    summary = IndexSummary(model_id=model_id)
+    Session_ = session_factory(engine)
+    with writer_lock(engine), Session_() as session:
+        roots_by_id = _root_ids(session, resolved)
+        _guard_roots(session, roots_by_id, options.allow_empty)
+        scan = _open_scan(session, resolved, model_id)
+        session.commit()
+        summary.scan_id = scan.id
+        total = sum(count_files(p) for p in resolved)
+        bar = progress("indexing", total) if progress is not None else None
+        with bar if bar is not None else _NoBar() as advance:
+            run = _Run(engine, model_id, options, scan, roots_by_id, summary, utcnow(), advance)
+            preprocessing = predictor.bundle.preprocessing.model_dump() if predictor else None
+            with Sandbox(
+                options.workers,
+                timeout=options.timeout,
+                memory_mb=options.memory_mb,
+                initializer=init_worker,
+                initargs=(preprocessing, options.draft),
+            ) as sandbox:
+                for root_id, path in roots_by_id.items():
+                    jobs = _plan(run, root_id, path, session)
+                    outcomes = sandbox.map_unordered(process_file, jobs)
+                    for batch in _chunks(outcomes, options.batch_size):
+                        _write(run, session, batch, predictor)
+            for root_id in roots_by_id:
+                summary.outcomes["missing"] += mark_missing(session, root_id, run.started)
+                root = session.get(Root, root_id)
+                if root is not None:
+                    root.last_scan_at = utcnow()
+                    root.file_count = int(
+                        session.scalar(
+                            select(func.count(File.id)).where(
+                                File.root_id == root_id, File.status != "missing"
+                            )
+                        )
+                        or 0
+                    )
+            scan.state, scan.finished_at = "finished", utcnow()
+            scan.counts = summary.to_dict()
+            session.commit()
+    return summary
+
+
+def _ignore(n: int = 1) -> None:
+    return None
+
+
+class _NoBar:
+    def __enter__(self) -> Advance:
+        return _ignore
+
+    def __exit__(self, *exc: object) -> None:
+        return None

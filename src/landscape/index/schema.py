@@ -1,0 +1,244 @@
+"""The index's tables as SQLAlchemy 2 typed models.
+
+Table and column names are a contract (the API, the GUI and the acceptance checks use them); the
+schema changes only through the Alembic migrations in :mod:`landscape.index.migrations`, and a
+test checks that the migrations produce exactly these models.
+
+Every fact has a source and a time: a file row knows when it was first and last seen, a
+prediction which model made it and when. Timestamps are stored in UTC.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, ClassVar, Literal, get_args
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+__all__ = [
+    "FILE_STATUSES",
+    "MEDIA_TYPES",
+    "SCAN_STATES",
+    "Base",
+    "Embedding",
+    "File",
+    "FileStatus",
+    "MediaMetadata",
+    "MediaType",
+    "Model",
+    "Prediction",
+    "Root",
+    "Scan",
+    "ScanState",
+    "utcnow",
+]
+
+MediaType = Literal["image", "video", "other"]
+FileStatus = Literal["ok", "error", "missing", "quarantined"]
+ScanState = Literal["running", "finished", "failed"]
+MEDIA_TYPES: tuple[str, ...] = get_args(MediaType)
+FILE_STATUSES: tuple[str, ...] = get_args(FileStatus)
+SCAN_STATES: tuple[str, ...] = get_args(ScanState)
+
+# Deterministic constraint names: migrations can drop and alter them on SQLite and PostgreSQL.
+_NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> datetime:
+    """Now, in UTC (timezone-aware)."""
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    """Declarative base with the naming convention and JSON for dict/list columns."""
+
+    metadata = MetaData(naming_convention=_NAMING)
+    type_annotation_map: ClassVar[dict[Any, Any]] = {dict[str, Any]: JSON, list[Any]: JSON}
+
+
+_TS = DateTime(timezone=True)
+
+
+class Root(Base):
+    """A storage root given to ``landscape index`` (an absolute, resolved folder)."""
+
+    __tablename__ = "roots"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    path: Mapped[str] = mapped_column(Text, unique=True)
+    created_at: Mapped[datetime] = mapped_column(_TS, default=utcnow)
+    last_scan_at: Mapped[datetime | None] = mapped_column(_TS)
+    file_count: Mapped[int] = mapped_column(Integer, default=0)
+
+    files: Mapped[list[File]] = relationship(back_populates="root")
+
+
+class File(Base):
+    """One file under a root, whatever it holds; ``status`` says whether it could be used."""
+
+    __tablename__ = "files"
+    __table_args__ = (
+        UniqueConstraint("root_id", "relative_path"),
+        Index(None, "content_hash"),
+        Index(None, "status", "media_type"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    root_id: Mapped[int] = mapped_column(ForeignKey("roots.id", ondelete="CASCADE"))
+    relative_path: Mapped[str] = mapped_column(Text)
+    content_hash: Mapped[str | None] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(BigInteger)
+    mtime_ns: Mapped[int] = mapped_column(BigInteger)
+    media_type: Mapped[str] = mapped_column(String(8), default="other")
+    mime: Mapped[str | None] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(12), default="ok")
+    error: Mapped[str | None] = mapped_column(Text)
+    first_seen_at: Mapped[datetime] = mapped_column(_TS, default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(_TS, default=utcnow)
+    indexed_at: Mapped[datetime | None] = mapped_column(_TS)
+
+    root: Mapped[Root] = relationship(back_populates="files")
+    media: Mapped[MediaMetadata | None] = relationship(
+        back_populates="file", cascade="all, delete-orphan"
+    )
+    predictions: Mapped[list[Prediction]] = relationship(
+        back_populates="file", cascade="all, delete-orphan"
+    )
+
+
+class MediaMetadata(Base):
+    """What the file says about itself: dimensions, EXIF, GPS (decimal degrees) and place."""
+
+    __tablename__ = "media_metadata"
+    __table_args__ = (
+        Index(None, "captured_at"),
+        Index(None, "latitude", "longitude"),
+        Index(None, "camera_model"),
+    )
+
+    file_id: Mapped[int] = mapped_column(
+        ForeignKey("files.id", ondelete="CASCADE"), primary_key=True
+    )
+    width: Mapped[int | None] = mapped_column(Integer)
+    height: Mapped[int | None] = mapped_column(Integer)
+    format: Mapped[str | None] = mapped_column(String(16))
+    mode: Mapped[str | None] = mapped_column(String(16))
+    # The camera's local wall-clock time (what "taken on" filters compare with), and its offset
+    # from UTC in minutes when the camera recorded one (EXIF OffsetTimeOriginal).
+    captured_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=False))
+    captured_offset: Mapped[int | None] = mapped_column(Integer)
+    camera_make: Mapped[str | None] = mapped_column(String(128))
+    camera_model: Mapped[str | None] = mapped_column(String(128))
+    lens: Mapped[str | None] = mapped_column(String(128))
+    exposure_time: Mapped[float | None] = mapped_column(Float)
+    f_number: Mapped[float | None] = mapped_column(Float)
+    iso: Mapped[int | None] = mapped_column(Integer)
+    focal_length: Mapped[float | None] = mapped_column(Float)
+    orientation: Mapped[int | None] = mapped_column(Integer)
+    latitude: Mapped[float | None] = mapped_column(Float)
+    longitude: Mapped[float | None] = mapped_column(Float)
+    altitude: Mapped[float | None] = mapped_column(Float)
+    place_country: Mapped[str | None] = mapped_column(String(128))
+    place_region: Mapped[str | None] = mapped_column(String(128))
+    place_city: Mapped[str | None] = mapped_column(String(128))
+    exif: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+    file: Mapped[File] = relationship(back_populates="media")
+
+
+class Model(Base):
+    """A model bundle the index has used; one is ``active`` (the default of ``index``)."""
+
+    __tablename__ = "models"
+
+    model_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str | None] = mapped_column(String(256))
+    backbone: Mapped[str | None] = mapped_column(String(64))
+    classes: Mapped[list[Any]] = mapped_column(JSON)
+    metrics: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    bundle_path: Mapped[str] = mapped_column(Text)
+    bundle_sha256: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime | None] = mapped_column(_TS)
+    registered_at: Mapped[datetime] = mapped_column(_TS, default=utcnow)
+    active: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class Prediction(Base):
+    """One label for a file (a still image: ``segment`` 0, no times) or for a video segment.
+
+    ``segment`` is a number rather than the start time in the unique key because SQL treats
+    NULLs as distinct: a still image would otherwise be allowed two rows per model.
+    """
+
+    __tablename__ = "predictions"
+    __table_args__ = (
+        UniqueConstraint("file_id", "model_id", "segment"),
+        Index(None, "model_id", "label", "confidence"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    file_id: Mapped[int] = mapped_column(ForeignKey("files.id", ondelete="CASCADE"))
+    model_id: Mapped[str] = mapped_column(ForeignKey("models.model_id"))
+    segment: Mapped[int] = mapped_column(Integer, default=0)
+    label: Mapped[str] = mapped_column(String(128))
+    confidence: Mapped[float] = mapped_column(Float)
+    probabilities: Mapped[dict[str, Any]] = mapped_column(JSON)
+    is_unknown: Mapped[bool] = mapped_column(Boolean, default=False)
+    segment_start: Mapped[float | None] = mapped_column(Float)
+    segment_end: Mapped[float | None] = mapped_column(Float)
+    created_at: Mapped[datetime] = mapped_column(_TS, default=utcnow)
+
+    file: Mapped[File] = relationship(back_populates="predictions")
+    embedding: Mapped[Embedding | None] = relationship(
+        back_populates="prediction", cascade="all, delete-orphan"
+    )
+
+
+class Embedding(Base):
+    """The pooled feature vector behind a prediction (float16 bytes), for similarity search."""
+
+    __tablename__ = "embeddings"
+
+    prediction_id: Mapped[int] = mapped_column(
+        ForeignKey("predictions.id", ondelete="CASCADE"), primary_key=True
+    )
+    dim: Mapped[int] = mapped_column(Integer)
+    vector: Mapped[bytes] = mapped_column(LargeBinary)
+
+    prediction: Mapped[Prediction] = relationship(back_populates="embedding")
+
+
+class Scan(Base):
+    """One run of ``landscape index``: what it covered, what it did, whether it finished."""
+
+    __tablename__ = "scans"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    roots: Mapped[list[Any]] = mapped_column(JSON)
+    model_id: Mapped[str | None] = mapped_column(String(64))
+    started_at: Mapped[datetime] = mapped_column(_TS, default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(_TS)
+    state: Mapped[str] = mapped_column(String(12), default="running")
+    counts: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    error: Mapped[str | None] = mapped_column(Text)

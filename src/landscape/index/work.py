@@ -1,0 +1,124 @@
+"""What an extract worker does with one file: hash, sniff, read metadata, decode for the model.
+
+Runs inside :class:`landscape.index.sandbox.Sandbox` workers, so a hostile file that hangs or
+crashes a decoder costs that file only. Everything here is a pure function of the file and
+the job; the worker's one piece of state is the model's input pipeline, set once by
+:func:`init_worker`. Results travel back by pickling: the decoded image as the model's
+normalised float32 tensor (the main process only batches and runs the network).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from landscape.errors import UserError
+
+__all__ = ["FileJob", "FileResult", "init_worker", "process_file"]
+
+_HASH_CHUNK = 1 << 20
+# Set in each worker by init_worker: (preprocessing as a dict, use JPEG draft decoding).
+_STATE: dict[str, Any] = {}
+
+
+@dataclass(frozen=True)
+class FileJob:
+    """One file to (re)process; ``known_hash`` lets an mtime-only change skip decoding."""
+
+    path: str
+    relative_path: str
+    root_id: int
+    size: int
+    mtime_ns: int
+    file_id: int | None = None
+    known_hash: str | None = None
+    classify: bool = True
+    #: decode and classify even when the content hash is unchanged (--reclassify)
+    force: bool = False
+
+
+@dataclass
+class FileResult:
+    """What the worker found; ``error`` set means the file is recorded with status ``error``."""
+
+    job: FileJob
+    content_hash: str | None = None
+    media_type: str = "other"
+    mime: str | None = None
+    facts: dict[str, Any] | None = None
+    pixels: np.ndarray | None = field(default=None, repr=False)
+    error: str | None = None
+    vanished: bool = False
+    same_content: bool = False
+
+
+def init_worker(preprocessing: dict[str, Any] | None, draft: bool = True) -> None:
+    """Remember the model's input pipeline in this worker (``None``: metadata only)."""
+    _STATE.clear()
+    _STATE["draft"] = draft
+    if preprocessing is not None:
+        from landscape.data.transforms import Preprocessing, eval_transform
+
+        pre = Preprocessing.model_validate(preprocessing)
+        _STATE["pre"] = pre
+        _STATE["transform"] = eval_transform(pre)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(_HASH_CHUNK):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _pixels(path: Path) -> np.ndarray:
+    from landscape.data.io import open_image
+
+    pre = _STATE["pre"]
+    # JPEG draft: decode at 1/2, 1/4 or 1/8 scale when that still covers the model's input.
+    size = (pre.resize_size, pre.resize_size) if _STATE.get("draft", True) else None
+    image = open_image(path, draft=size)
+    tensor = _STATE["transform"](image)
+    return np.ascontiguousarray(tensor.numpy(), dtype=np.float32)
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc) if isinstance(exc, UserError) else f"{type(exc).__name__}: {exc}"
+    return " ".join(text.split())[:500]
+
+
+def process_file(job: FileJob) -> FileResult:
+    """Hash, sniff and (for images) read metadata and decode one file; never raises for a bad
+    file — the error is in the result. A file that vanished is flagged ``vanished``."""
+    from .extract import extract_image
+    from .sniff import sniff_file
+
+    path = Path(job.path)
+    result = FileResult(job)
+    try:
+        result.content_hash = _sha256(path)
+        sniffed = sniff_file(path)
+    except FileNotFoundError:
+        result.vanished = True
+        return result
+    except OSError as exc:
+        result.error = f"cannot read: {exc.strerror or exc}"
+        return result
+    result.media_type, result.mime = sniffed.media_type, sniffed.mime
+    if result.content_hash == job.known_hash and not job.force:
+        result.same_content = True  # only touched: keep metadata and predictions
+        return result
+    if sniffed.media_type != "image":
+        return result  # videos arrive with their own issue; other files are listed only
+    try:
+        result.facts = extract_image(path).to_dict()
+        if job.classify and "pre" in _STATE:
+            result.pixels = _pixels(path)
+    except (UserError, OSError, ValueError) as exc:
+        result.error = _one_line(exc)
+    return result

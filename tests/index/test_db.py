@@ -1,0 +1,148 @@
+"""The index database: migrations from the package, schema checks, locks, constraints, CLI."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
+from tests.conftest import CliResult
+
+from landscape.index.db import (
+    DatabaseError,
+    current_revision,
+    has_table,
+    head_revision,
+    make_engine,
+    open_index,
+    resolve_url,
+    schema_status,
+    session_factory,
+    upgrade,
+    writer_lock,
+)
+from landscape.index.schema import File, Model, Prediction, Root
+
+TABLES = ("roots", "files", "media_metadata", "models", "predictions", "embeddings", "scans")
+
+
+def test_upgrade_creates_the_schema_the_models_describe(db_url: str) -> None:
+    engine = make_engine(db_url)
+    assert current_revision(engine) is None
+    assert schema_status(engine).current is None
+    assert upgrade(engine) == head_revision() == current_revision(engine)
+    assert all(has_table(engine, t) for t in TABLES)
+    status = schema_status(engine)
+    assert status.ok, status.differences  # migrations == models, on this backend
+    assert upgrade(engine) == head_revision()  # idempotent
+
+
+def test_a_still_image_has_one_prediction_per_model(db_url: str) -> None:
+    engine = open_index(db_url)
+    with session_factory(engine)() as session:
+        root = Root(path="/archive")
+        file = File(root=root, relative_path="a.jpg", size=1, mtime_ns=1)
+        session.add_all([root, file, Model(model_id="m1", classes=["a"], bundle_path="/b")])
+        session.flush()
+        row = {"label": "a", "confidence": 0.9, "probabilities": {"a": 0.9}}
+        session.add(Prediction(file_id=file.id, model_id="m1", **row))
+        session.commit()
+        session.add(Prediction(file_id=file.id, model_id="m1", **row))
+        with pytest.raises(IntegrityError):
+            session.commit()
+        session.rollback()
+        session.add(Prediction(file_id=file.id, model_id="m1", segment=1, **row))
+        session.commit()  # a second segment (video) is allowed
+        assert session.query(Prediction).count() == 2
+
+
+def test_a_newer_schema_is_refused_with_one_line(db_url: str) -> None:
+    engine = open_index(db_url)
+    with engine.begin() as connection:
+        connection.execute(text("UPDATE alembic_version SET version_num = '9999'"))
+    with pytest.raises(DatabaseError, match="newer than this landscape knows") as caught:
+        upgrade(engine)
+    assert "\n" not in str(caught.value)
+    with pytest.raises(DatabaseError, match="newer"):
+        open_index(db_url)
+
+
+def test_open_without_create_asks_for_an_upgrade(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'x.db'}"
+    with pytest.raises(DatabaseError, match="landscape db upgrade"):
+        open_index(url, create=False)
+    open_index(url)
+    assert open_index(url, create=False).dialect.name == "sqlite"
+
+
+def test_second_writer_is_refused_while_the_first_holds_the_lock(db_url: str) -> None:
+    first, second = open_index(db_url), make_engine(db_url)
+    refused = pytest.raises(DatabaseError, match="another `landscape index`")
+    with writer_lock(first), refused, writer_lock(second):
+        pass
+    with writer_lock(second):  # released: the next writer gets it
+        pass
+
+
+def test_bad_urls_and_unreachable_servers_are_one_line_errors(tmp_path: Path) -> None:
+    with pytest.raises(DatabaseError, match="not a database URL"):
+        make_engine("not a url")
+    with pytest.raises(DatabaseError, match="cannot open the database"):
+        upgrade(make_engine("postgresql+psycopg://nobody@127.0.0.1:1/none"))
+    locked = tmp_path / "ro"
+    locked.mkdir()
+    (locked / "x.db").write_bytes(b"this is not a database file at all" * 100)
+    with pytest.raises(DatabaseError):
+        upgrade(make_engine(f"sqlite:///{locked / 'x.db'}"))
+
+
+def test_default_url_comes_from_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv("LANDSCAPE_DB", raising=False)
+    monkeypatch.setenv("LANDSCAPE_HOME", str(tmp_path / "home"))
+    assert resolve_url(None) == f"sqlite:///{tmp_path / 'home' / 'landscape.db'}"
+    assert resolve_url("sqlite:///given.db") == "sqlite:///given.db"
+    open_index()
+    assert (tmp_path / "home" / "landscape.db").is_file()
+
+
+def test_db_commands_as_a_user(run_cli: Callable[..., CliResult], db_url: str) -> None:
+    result = run_cli("db", "check", "--db", db_url)
+    assert result.code == 1 and "run `landscape db upgrade`" in result.err
+    assert run_cli("db", "upgrade", "--db", db_url).code == 0
+    current = json.loads(run_cli("db", "current", "--db", db_url, "--json").out)
+    assert current == {"current": head_revision(), "head": head_revision()}
+    check = run_cli("db", "check", "--db", db_url, "--json")
+    assert check.code == 0 and json.loads(check.out)["ok"] is True
+    bad = run_cli("db", "upgrade", "--db", "postgresql+psycopg://nobody@127.0.0.1:1/none")
+    assert bad.code == 1 and len(bad.err.strip().splitlines()) == 1
+
+
+def test_migrations_run_from_an_installed_wheel(tmp_path: Path) -> None:
+    """The migrations are package data: an installed wheel (no source tree) migrates too."""
+    repo = Path(__file__).resolve().parents[2]
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+         "-w", str(tmp_path / "dist"), str(repo)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    wheel = next((tmp_path / "dist").glob("landscape-*.whl"))
+    target = tmp_path / "site"
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target),
+         str(wheel)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    code = (
+        f"import sys; sys.path.insert(0, {str(target)!r}); import landscape; "
+        f"assert landscape.__file__.startswith({str(target)!r}), landscape.__file__; "
+        "from landscape.index.db import open_index, schema_status; "
+        f"e = open_index('sqlite:///{tmp_path / 'w.db'}'); print(schema_status(e).ok)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "True"
