@@ -477,3 +477,23 @@ def test_load_for_model_other_formats_and_errors(odd_images: OddImages, tmp_path
 
 def test_a_bare_pair_of_ints_is_one_rational():
     assert gps_to_decimal((1397, 10), "W") == pytest.approx(-139.7)
+
+
+def test_awkward_modes_and_long_text(odd_images: OddImages, tmp_path: Path):
+    modes = {
+        odd_images.cmyk: ("JPEG", "CMYK"),
+        odd_images.grayscale: ("JPEG", "L"),
+        odd_images.tiff16: ("TIFF", "I;16"),
+        odd_images.palette: ("PNG", "P"),
+    }
+    for path, expected in modes.items():
+        facts = extract_image(path)
+        assert (facts.format, facts.mode) == expected, path
+        assert (facts.width, facts.height) == (80, 60)
+    rotated = extract_image(odd_images.rgb_exif)
+    assert (rotated.width, rotated.height, rotated.camera_make) == (60, 80, "TestMake")
+
+    long_text = _exif(base={0x010E: "x" * 10_000, 0x010F: "M" * 500})
+    facts = extract_image(_jpeg(tmp_path / "long.jpg", long_text))
+    assert len(facts.exif["ImageDescription"]) == 2048
+    assert facts.camera_make == "M" * 128  # the column's width

@@ -45,6 +45,8 @@ _MAX_TEXT = 128
 # Binary EXIF values up to this many bytes are kept as hex; longer ones (maker notes, thumbnails,
 # ICC profiles) are dropped: they would bloat every row and nobody filters on them.
 _MAX_HEX_BYTES = 64
+# Text values (descriptions, an XMP packet in a TIFF) are cut at this length in the raw EXIF.
+_MAX_EXIF_TEXT = 2048
 _FIX = "remove or replace the file"
 
 
@@ -250,7 +252,8 @@ def _user_comment(value: Any) -> Any:
     if isinstance(value, bytes):
         for prefix, codec in _COMMENT_CODECS:
             if value.startswith(prefix):
-                return _text(value[len(prefix) :].decode(codec, "replace"), limit=None)
+                text = value[len(prefix) :].decode(codec, "replace")
+                return _text(text, limit=_MAX_EXIF_TEXT)
     return _json_value(value)
 
 
@@ -269,9 +272,9 @@ def _json_value(value: Any) -> Any:
     if isinstance(value, int):
         return value
     if isinstance(value, str):
-        return _text(value, limit=None)
+        return _text(value, limit=_MAX_EXIF_TEXT)
     if isinstance(value, bytes):
-        text = _printable(value)
+        text = _printable(value[:_MAX_EXIF_TEXT])
         if text is not None:
             return text
         return value.hex() if len(value) <= _MAX_HEX_BYTES else None
