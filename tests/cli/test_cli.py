@@ -20,6 +20,7 @@ Run = Callable[..., CliResult]
 #: Every command of ``landscape``, and the subcommands of each group.
 COMMANDS: dict[str, set[str]] = {
     "data": {"audit", "download", "export", "split", "stats", "synth"},
+    "db": {"check", "current", "upgrade"},
     "demo": set(),
     "evaluate": set(),
     "export": set(),

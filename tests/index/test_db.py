@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
-from tests.conftest import CliResult
 
 from landscape.index.db import (
     DatabaseError,
@@ -27,6 +26,7 @@ from landscape.index.db import (
     writer_lock,
 )
 from landscape.index.schema import File, Model, Prediction, Root
+from tests.conftest import CliResult
 
 TABLES = ("roots", "files", "media_metadata", "models", "predictions", "embeddings", "scans")
 

@@ -30,6 +30,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from .sniff import MediaType
+
 __all__ = [
     "FILE_STATUSES",
     "MEDIA_TYPES",
@@ -48,7 +50,6 @@ __all__ = [
     "utcnow",
 ]
 
-MediaType = Literal["image", "video", "other"]
 FileStatus = Literal["ok", "error", "missing", "quarantined"]
 ScanState = Literal["running", "finished", "failed"]
 MEDIA_TYPES: tuple[str, ...] = get_args(MediaType)
