@@ -45,6 +45,11 @@ def segfault(_: object) -> None:
     time.sleep(10)  # never reached: the signal's default action kills the process
 
 
+def sigkill_self(_: object) -> None:
+    os.kill(os.getpid(), signal.SIGKILL)  # what the kernel's OOM killer sends
+    time.sleep(10)
+
+
 def exit_3(_: object) -> None:
     os._exit(3)
 

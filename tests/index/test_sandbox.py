@@ -134,21 +134,22 @@ def test_timeout_for_gives_each_item_its_own_deadline() -> None:
     assert kinds == {id(short): "timeout", id(long_): "ok", id(unknown): "ok"}
 
 
-@pytest.mark.parametrize("method", METHODS)
-def test_a_segfault_is_a_crash_naming_the_signal(method: str) -> None:
+@pytest.mark.parametrize(
+    ("fn", "method", "message"),
+    [
+        (targets.segfault, "forkserver", "worker died: killed by SIGSEGV (signal 11)"),
+        (targets.segfault, "spawn", "worker died: killed by SIGSEGV (signal 11)"),
+        (targets.sigkill_self, "forkserver", "killed by SIGKILL (signal 9) (the kernel's OOM"),
+        (targets.exit_3, "forkserver", "worker died: exited with code 3"),
+    ],
+)
+def test_a_dead_worker_is_a_crash_naming_the_cause(fn: Any, method: str, message: str) -> None:
     with Sandbox(workers=1, start_method=method) as sandbox:  # type: ignore[arg-type]
-        [(_, outcome)] = _run_all(sandbox, targets.segfault, [None])
-        [(_, after)] = _run_all(sandbox, targets.square, [4])
+        [(_, outcome)] = _run_all(sandbox, fn, [None])
+        [(_, after)] = _run_all(sandbox, targets.square, [4])  # served by the replacement
     assert outcome.kind == "crash" and not outcome.ok
-    assert "SIGSEGV" in (outcome.error or "")
+    assert message in (outcome.error or "")
     assert after.ok and after.value == 16
-
-
-def test_an_exit_is_a_crash_naming_the_code() -> None:
-    with Sandbox(workers=1) as sandbox:
-        [(_, outcome)] = _run_all(sandbox, targets.exit_3, [None])
-    assert outcome.kind == "crash"
-    assert "exited with code 3" in (outcome.error or "")
 
 
 @pytest.mark.parametrize(
@@ -285,7 +286,7 @@ def test_workers_are_replaced_after_max_tasks() -> None:
 def test_a_failing_initializer_stops_the_run() -> None:
     with (
         Sandbox(workers=1, initializer=targets.failing_init) as sandbox,
-        pytest.raises(SandboxError, match="model bundle exploded"),
+        pytest.raises(SandboxError, match=r"RuntimeError: model bundle exploded .*capped at 2048"),
     ):
         _run_all(sandbox, targets.square, [1])
 
@@ -346,7 +347,7 @@ def test_no_worker_outlives_close(method: str, tmp_path: Path) -> None:
         assert next(hanging)[1].value == 4
         assert _wait_until(lambda: any(busy.iterdir()), 10)
         pids |= {int(p.name) for p in busy.iterdir()}
-    assert len(pids) >= 5
+    assert len(pids) >= 3  # 6 items at 2 per worker, then a killed one and a busy one
     assert [pid for pid in pids if not _gone(pid)] == []
     assert [p for p in multiprocessing.active_children() if p.name == "landscape-sandbox"] == []
 

@@ -356,7 +356,12 @@ class Sandbox:
         if tag == "init-error":
             _, text, is_user_error = message
             self._retire(worker, kill=True)
-            raise (UserError if is_user_error else SandboxError)(text)
+            if is_user_error:
+                raise UserError(text)
+            if self.memory_mb is not None:
+                # e.g. torch's libraries alone need ~0.6 GiB: a tight cap fails at import.
+                text += f" (each worker is capped at {self.memory_mb} MB: is that enough?)"
+            raise SandboxError(text)
         _, kind, payload = message
         item, seconds = worker.item, time.monotonic() - worker.started
         worker.state, worker.item, worker.deadline = "idle", None, math.inf
