@@ -83,6 +83,12 @@ def allocate_torch(gigabytes: float) -> int:
     return int(tensor.numel())
 
 
+def modules_loaded(names: list[str]) -> list[str]:
+    import sys
+
+    return [name for name in names if name in sys.modules]
+
+
 def data_limit(_: object) -> tuple[int, int]:
     import resource
 

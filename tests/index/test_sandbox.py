@@ -283,6 +283,40 @@ def test_workers_are_replaced_after_max_tasks() -> None:
     assert len({o.value for _, o in results}) == 3
 
 
+_PRELOAD = textwrap.dedent(
+    """
+    import sys
+    from landscape.index.sandbox import Sandbox
+    from tests.index import _sandbox_targets as targets
+
+    if __name__ == "__main__":
+        preload = tuple(sys.argv[1:])
+        with Sandbox(workers=1, preload=preload) as sandbox:
+            [(_, outcome)] = sandbox.map_unordered(targets.modules_loaded, [["colorsys"]])
+        print(outcome.value)
+    """
+)
+
+
+@pytest.mark.parametrize(("preload", "loaded"), [((), "[]"), (("colorsys",), "['colorsys']")])
+def test_preloaded_modules_are_in_every_worker(
+    preload: tuple[str, ...], loaded: str, tmp_path: Path
+) -> None:
+    # A fresh process: preload applies to the forkserver this process has not started yet.
+    script = tmp_path / "preload.py"
+    script.write_text(_PRELOAD)
+    done = subprocess.run(
+        [sys.executable, str(script), *preload],
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == loaded
+
+
 def test_a_failing_initializer_stops_the_run() -> None:
     with (
         Sandbox(workers=1, initializer=targets.failing_init) as sandbox,

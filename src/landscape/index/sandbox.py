@@ -14,14 +14,16 @@ processes, one item per worker at a time, so every failure is attributable to ex
 Per-item failures are results, never exceptions; only a broken setup (an initializer that fails
 or a worker that cannot start) raises.
 
-Choices, measured on this project's Linux machines (numbers in the comments below):
+Choices, measured on this project's Linux machines (2 cores, Python 3.11, torch 2.14 CPU):
 
 - **Start method: forkserver** by default. A spawned worker pays the interpreter start and every
-  import again (≈0.05 s bare, ≈0.15 s with numpy + Pillow, ≈2 s with torch), and a timed-out or
-  crashed worker is replaced by a fresh one each time; the forkserver imports the ``preload``
-  modules once and forks each worker from that single-threaded process (≈0.015 s with torch
-  preloaded). Forking the *main* process instead is unsafe once torch or any thread runs, which
-  is why the plain "fork" method is not offered. ``start_method="spawn"`` remains available.
+  import again (≈0.05 s bare, ≈0.15 s with numpy + Pillow, ≈2 s with torch), and every timed-out
+  or crashed worker is replaced by a fresh one. The forkserver imports the ``preload`` modules
+  once and forks each worker from that process: replacing a worker whose initializer imports
+  torch took 0.03 s with ``preload=("torch",)`` against 1.6 s without and 1.7 s with spawn.
+  The forkserver only imports (numpy's and torch's imports are fork-safe; nothing runs there),
+  whereas forking the *main* process is unsafe once torch or any thread runs — which is why the
+  plain "fork" method is not offered. ``start_method="spawn"`` remains available.
 - **Memory cap: RLIMIT_DATA**, not RLIMIT_AS. Since Linux 4.7 RLIMIT_DATA counts private
   writable mappings, so numpy, Pillow, bytearray and torch CPU allocations all fail cleanly under
   it (``MemoryError`` / torch's ``DefaultCPUAllocator: can't allocate memory``), while it ignores
