@@ -163,7 +163,9 @@ def test_a_dead_worker_is_a_crash_naming_the_cause(fn: Any, method: str, message
     ],
 )
 def test_an_allocation_beyond_the_cap_is_memory(fn: Any, cap: int, message: str) -> None:
-    with Sandbox(workers=1, memory_mb=cap) as sandbox:
+    # spawn: a fresh interpreter, whatever this process's forkserver already preloaded (the
+    # index pipeline preloads torch, whose ~0.6 GiB would count against a 512 MB cap).
+    with Sandbox(workers=1, memory_mb=cap, start_method="spawn") as sandbox:
         # The cap leaves room for honest work (first: a bomb retires its worker, and torch's
         # import in a fresh one costs seconds).
         [(_, fits)] = _run_all(sandbox, fn, [0.1])

@@ -19,10 +19,9 @@ __all__ = ["index", "search"]
 
 
 def _predictor(session: Any, model: Path | None, backend: str) -> Any:
-    """The Predictor of ``--model`` (registered, active if first), else of the active model,
-    else of ``LANDSCAPE_MODEL``; ``None`` when there is none (metadata only)."""
-    from landscape.data.io import file_sha256
-    from landscape.index.registry import active_model, register_bundle
+    """The Predictor of ``--model``, else of the active model, else of ``LANDSCAPE_MODEL``;
+    ``None`` when there is none (metadata only). The index registers it (active if first)."""
+    from landscape.index.registry import active_model
     from landscape.inference.predictor import Predictor
     from landscape.settings import get_settings
 
@@ -30,13 +29,7 @@ def _predictor(session: Any, model: Path | None, backend: str) -> Any:
     if path is None:
         row = active_model(session)
         path = Path(row.bundle_path) if row is not None else get_settings().model
-    if path is None:
-        return None
-    predictor = Predictor.from_bundle(path, backend=backend)
-    sha = file_sha256(path) if Path(path).is_file() else None
-    register_bundle(session, predictor.bundle, Path(path), sha256=sha)
-    session.commit()
-    return predictor
+    return Predictor.from_bundle(path, backend=backend) if path is not None else None
 
 
 def _summary_table(summary: Any) -> None:
@@ -45,7 +38,7 @@ def _summary_table(summary: Any) -> None:
     table = Table(title=f"scan {summary.scan_id}")
     table.add_column("outcome")
     table.add_column("files", justify="right")
-    for key in ("new", "changed", "unchanged", "moved", "missing", "failed"):
+    for key in ("new", "changed", "unchanged", "moved", "missing", "reclassified", "failed"):
         table.add_row(key, str(summary.outcomes.get(key, 0)))
     console.print(table)
     console.print(f"model: {summary.model_id or '(none: metadata only)'}")

@@ -28,13 +28,20 @@ def _created_at(meta: dict[str, Any]) -> datetime | None:
         return None
 
 
-def register_bundle(session: Session, bundle: Any, path: Path, *, sha256: str | None) -> Model:
+def register_bundle(
+    session: Session, bundle: Any, path: Path | None = None, *, sha256: str | None = None
+) -> Model:
     """The :class:`Model` row of a loaded bundle, added when new.
 
     The first model registered becomes active. A bundle whose model id is known with other
     classes is refused: its predictions would be mixed with another model's under one id.
     """
     model_id = bundle.model_id
+    path = Path(path if path is not None else bundle.path)
+    if sha256 is None and path.is_file():
+        from landscape.data.io import file_sha256
+
+        sha256 = file_sha256(path)
     row = session.get(Model, model_id)
     if row is not None:
         if list(row.classes) != list(bundle.classes):

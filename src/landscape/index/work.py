@@ -39,6 +39,8 @@ class FileJob:
     classify: bool = True
     #: decode and classify even when the content hash is unchanged (--reclassify)
     force: bool = False
+    #: an unchanged image sent only to be classified (by a new model, or --reclassify)
+    reclassify: bool = False
 
 
 @dataclass
