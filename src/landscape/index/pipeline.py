@@ -132,10 +132,33 @@ class _Run:
     advance: Advance
 
 
+def _job(
+    root: Path,
+    root_id: int,
+    found: FoundFile,
+    row: File | None,
+    *,
+    classify: bool,
+    force: bool = False,
+    reclassify: bool = False,
+) -> FileJob:
+    return FileJob(
+        path=str(root / found.relative_path),
+        relative_path=found.relative_path,
+        root_id=root_id,
+        size=found.size,
+        mtime_ns=found.mtime_ns,
+        file_id=row.id if row is not None else None,
+        known_hash=row.content_hash if row is not None else None,
+        classify=classify,
+        force=force or reclassify,
+        reclassify=reclassify,
+    )
+
+
 def _plan(run: _Run, root_id: int, root: Path, session: Session) -> Iterator[FileJob]:
     """Jobs for new/changed files; unchanged ones are marked seen right here, in batches."""
-    found = walk(root)
-    for chunk in _chunks(found, _LOOKUP_CHUNK):
+    for chunk in _chunks(walk(root), _LOOKUP_CHUNK):
         problems = [p for p in chunk if isinstance(p, WalkProblem)]
         for problem in problems:
             run.summary.outcomes["failed"] += 1
@@ -156,14 +179,11 @@ def _plan(run: _Run, root_id: int, root: Path, session: Session) -> Iterator[Fil
                 unchanged.append(row)
                 continue
             jobs.append(
-                FileJob(
-                    path=str(root / item.relative_path),
-                    relative_path=item.relative_path,
-                    root_id=root_id,
-                    size=item.size,
-                    mtime_ns=item.mtime_ns,
-                    file_id=row.id if row is not None else None,
-                    known_hash=row.content_hash if row is not None else None,
+                _job(
+                    root,
+                    root_id,
+                    item,
+                    row,
                     classify=run.model_id is not None,
                     force=row is not None and row.status == "missing",
                 )
@@ -173,20 +193,8 @@ def _plan(run: _Run, root_id: int, root: Path, session: Session) -> Iterator[Fil
         session.commit()
         for row in unchanged:
             if row.id in redo:
-                jobs.append(
-                    FileJob(
-                        path=str(root / row.relative_path),
-                        relative_path=row.relative_path,
-                        root_id=root_id,
-                        size=row.size,
-                        mtime_ns=row.mtime_ns,
-                        file_id=row.id,
-                        known_hash=row.content_hash,
-                        classify=True,
-                        force=True,
-                        reclassify=True,
-                    )
-                )
+                as_found = FoundFile(row.relative_path, row.size, row.mtime_ns)
+                jobs.append(_job(root, root_id, as_found, row, classify=True, reclassify=True))
             else:
                 run.summary.outcomes["unchanged"] += 1
                 run.summary.media[row.media_type] += 1
