@@ -166,7 +166,7 @@ def search(
     model_id: Annotated[
         str | None, typer.Option("--model-id", help="Labels of this model (default: active).")
     ] = None,
-    limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="Most results.")] = 100,
+    limit: Annotated[int, typer.Option("--limit", min=1, help="Most results.")] = 100,
     as_json: JsonOption = False,
     as_csv: Annotated[bool, typer.Option("--csv", help="Print CSV.")] = False,
 ) -> None:
