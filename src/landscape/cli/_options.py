@@ -2,7 +2,8 @@
 
 One meaning per short flag across the whole CLI: ``-d`` data, ``-o`` out, ``-c`` config,
 ``-b`` backbone, ``-w`` weights, ``-p`` policy, ``-e`` epochs, ``-j`` jobs, ``-s`` split,
-``-n`` images per class (``data synth``), ``-h`` help. New commands (index, serve, …) take
+``-n`` images per class (``data synth``, ``demo``), ``-l`` label and ``-m`` model (``search``,
+``index``), ``-h`` help. New commands (index, serve, …) take
 their common options from here.
 """
 
