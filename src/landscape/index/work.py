@@ -117,9 +117,12 @@ def process_file(job: FileJob) -> FileResult:
         return result
     if sniffed.media_type != "image":
         return result  # videos arrive with their own issue; other files are listed only
+    decode = job.classify and "pre" in _STATE
     try:
-        result.facts = extract_image(path).to_dict()
-        if job.classify and "pre" in _STATE:
+        # Decoding for the model reads every pixel, which is the integrity check: verifying
+        # first as well would decode a large JPEG twice.
+        result.facts = extract_image(path, verify=not decode).to_dict()
+        if decode:
             result.pixels = _pixels(path)
     except (UserError, OSError, ValueError) as exc:
         result.error = _one_line(exc)
