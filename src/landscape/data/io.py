@@ -7,9 +7,11 @@ into :class:`~landscape.errors.ImageDecodeError` naming the file.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +22,7 @@ from landscape.errors import ImageDecodeError
 __all__ = [
     "IMAGE_EXTENSIONS",
     "MAX_PIXELS",
+    "checked_image",
     "file_sha256",
     "is_image_path",
     "open_image",
@@ -73,8 +76,15 @@ def to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
-def _decode(data: Path | bytes, name: str, draft: tuple[int, int] | None) -> Image.Image:
-    source = io.BytesIO(data) if isinstance(data, bytes) else data
+@contextlib.contextmanager
+def checked_image(source: Path | bytes, name: str | Path) -> Iterator[Image.Image]:
+    """Open ``source`` lazily (header only) with the pixel limit checked.
+
+    Any Pillow failure inside the ``with`` block — not found, not an image, a decompression
+    bomb, a corrupt or truncated file — becomes an :class:`ImageDecodeError` naming ``name``,
+    so callers decode, read EXIF or verify inside the block and handle one error type.
+    """
+    stream = io.BytesIO(source) if isinstance(source, bytes) else source
     if ImageFile.LOAD_TRUNCATED_IMAGES:
         # Another library switched Pillow to accept truncated files; an index must not.
         raise RuntimeError("PIL.ImageFile.LOAD_TRUNCATED_IMAGES is set; landscape needs it False")
@@ -82,7 +92,7 @@ def _decode(data: Path | bytes, name: str, draft: tuple[int, int] | None) -> Ima
         with warnings.catch_warnings():
             # Our own pixel limit below is the check; Pillow's warning would be noise.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(source) as img:
+            with Image.open(stream) as img:
                 width, height = img.size
                 if width * height > MAX_PIXELS:
                     raise ImageDecodeError(
@@ -91,12 +101,7 @@ def _decode(data: Path | bytes, name: str, draft: tuple[int, int] | None) -> Ima
                         path=name,
                         fix="resize it or remove it from the folder",
                     )
-                if draft is not None and img.format == "JPEG":
-                    # JPEG DCT scaling decodes a 4000 px photo at 1/8 size, far faster.
-                    img.draft("RGB", draft)
-                img.load()
-                oriented = ImageOps.exif_transpose(img)
-                return to_rgb(oriented if oriented is not None else img)
+                yield img
     except ImageDecodeError:
         raise
     except FileNotFoundError as exc:
@@ -108,10 +113,20 @@ def _decode(data: Path | bytes, name: str, draft: tuple[int, int] | None) -> Ima
     ) as exc:
         reason = "not a readable image" if isinstance(exc, UnidentifiedImageError) else str(exc)
         raise ImageDecodeError(reason, path=name, fix="remove or replace the file") from exc
-    except (OSError, SyntaxError, ValueError) as exc:
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise ImageDecodeError(
             f"corrupt or truncated image ({exc})", path=name, fix="remove or replace the file"
         ) from exc
+
+
+def _decode(data: Path | bytes, name: str, draft: tuple[int, int] | None) -> Image.Image:
+    with checked_image(data, name) as img:
+        if draft is not None and img.format == "JPEG":
+            # JPEG DCT scaling decodes a 4000 px photo at 1/8 size, far faster.
+            img.draft("RGB", draft)
+        img.load()
+        oriented = ImageOps.exif_transpose(img)
+        return to_rgb(oriented if oriented is not None else img)
 
 
 def open_image(source: ImageSource, *, draft: tuple[int, int] | None = None) -> Image.Image:

@@ -16,16 +16,15 @@ from __future__ import annotations
 import functools
 import math
 import re
-import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from PIL import ExifTags, Image, UnidentifiedImageError, features
+from PIL import ExifTags, Image, features
 
-from landscape.data.io import MAX_PIXELS, open_image
+from landscape.data.io import checked_image, open_image
 from landscape.errors import ImageDecodeError
 from landscape.index.sniff import sniff_file
 
@@ -475,31 +474,11 @@ def extract_image(path: Path, *, verify: bool = True) -> ImageFacts:
     """
     path = Path(path)
     _prepare(path)
-    try:
-        with warnings.catch_warnings():
-            # The pixel limit below is the check, as in landscape.data.io; the warning is noise.
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(path) as img:
-                width, height = img.size
-                if width * height > MAX_PIXELS:
-                    raise ImageDecodeError(
-                        f"image is {width}x{height} pixels, above the {MAX_PIXELS:,} limit "
-                        "(possible decompression bomb)",
-                        path=path,
-                        fix="resize it or remove it from the folder",
-                    )
-                facts = _facts(img)
-                if verify:
-                    _CHECKS.get(facts.format or "", _check_decode)(img, path)
-                return facts
-    except ImageDecodeError:
-        raise
-    except UnidentifiedImageError as exc:
-        raise ImageDecodeError("not a readable image", path=path, fix=_FIX) from exc
-    except Image.DecompressionBombError as exc:
-        raise ImageDecodeError(str(exc), path=path, fix=_FIX) from exc
-    except (OSError, SyntaxError, ValueError, EOFError) as exc:
-        raise ImageDecodeError(f"corrupt or truncated image ({exc})", path=path, fix=_FIX) from exc
+    with checked_image(path, path) as img:
+        facts = _facts(img)
+        if verify:
+            _CHECKS.get(facts.format or "", _check_decode)(img, path)
+        return facts
 
 
 def load_for_model(path: Path, size: int) -> Image.Image:
