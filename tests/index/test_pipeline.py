@@ -205,7 +205,8 @@ def test_second_writer_is_refused(tmp_path: Path, run_cli: Callable[..., CliResu
 def test_kill_9_mid_run_then_rerun_indexes_every_file_exactly_once(
     tmp_path: Path, bundle: Path
 ) -> None:
-    root = _archive(tmp_path / "archive", per_class=12)
+    # Enough files for several write batches: the kill must land before the last one.
+    root = _archive(tmp_path / "archive", per_class=24)
     db = tmp_path / "crash.db"
     url = f"sqlite:///{db}"
     args = [sys.executable, "-m", "landscape", "index", str(root), "--db", url]

@@ -12,6 +12,7 @@ database written by a newer landscape — is a one-line :class:`DatabaseError`.
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -135,7 +136,9 @@ def _alembic_config(connection: Connection) -> Any:
     return config
 
 
+@functools.cache
 def _scripts() -> Any:
+    """The packaged migration scripts, read once per process (they never change under it)."""
     from alembic.config import Config
     from alembic.script import ScriptDirectory
 

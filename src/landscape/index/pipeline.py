@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -120,12 +121,10 @@ def _chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
 
 @dataclass
 class _Run:
-    """The state of one run shared by its stages (counts, the open scan, the roots)."""
+    """The state of one run shared by its stages (model, options, roots, counts)."""
 
-    engine: Engine
     model_id: str | None
     options: IndexOptions
-    scan: Scan
     roots: dict[int, Path]
     summary: IndexSummary
     started: Any
@@ -404,9 +403,9 @@ def run_index(
         session.commit()
         summary.scan_id = scan.id
         total = sum(count_files(p) for p in resolved)
-        bar = progress("indexing", total) if progress is not None else None
-        with bar if bar is not None else _NoBar() as advance:
-            run = _Run(engine, model_id, options, scan, roots_by_id, summary, utcnow(), advance)
+        bar = progress("indexing", total) if progress is not None else nullcontext(_ignore)
+        with bar as advance:
+            run = _Run(model_id, options, roots_by_id, summary, utcnow(), advance)
             preprocessing = predictor.bundle.preprocessing.model_dump() if predictor else None
             with Sandbox(
                 options.workers,
@@ -449,11 +448,3 @@ def run_index(
 
 def _ignore(n: int = 1) -> None:
     return None
-
-
-class _NoBar:
-    def __enter__(self) -> Advance:
-        return _ignore
-
-    def __exit__(self, *exc: object) -> None:
-        return None
