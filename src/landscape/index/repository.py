@@ -98,6 +98,7 @@ def _model_id(session: Session, filters: SearchFilters) -> str | None:
 def _query(filters: SearchFilters, model_id: str | None) -> Select:
     pred = aliased(Prediction)
     on = and_(pred.file_id == File.id, pred.segment == 0)
+    # No model recorded yet: join on an id no model has, so every file comes without a label.
     on = and_(on, pred.model_id == (model_id if model_id is not None else ""))
     query = (
         select(File, Root.path, MediaMetadata, pred)
