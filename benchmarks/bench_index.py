@@ -15,37 +15,19 @@ for a trained one (the cost is the backbone's). Prints, from one run:
 from __future__ import annotations
 
 import argparse
-import shutil
 import tempfile
 import time
 from pathlib import Path
 
 
 def _archive(out: Path, n: int) -> Path:
-    import numpy as np
-    from PIL import Image
+    """``n`` camera-sized photos (1920×1080, EXIF, GPS, sensor grain) in campaign folders."""
+    from landscape.data.archive import ArchiveSpec, build_archive
 
-    from landscape.data.synth import SynthSpec, generate_dataset
-
-    seeds = out / "seeds"
-    generate_dataset(seeds, SynthSpec(per_class=max(1, n // 25), size=540, seed=0))
-    sources = sorted(seeds.rglob("*.jpg"))
-    archive = out / "archive"
-    rng = np.random.default_rng(0)
-    for i in range(n):
-        src = sources[i % len(sources)]
-        folder = archive / f"campaign-{i // 100:03d}"
-        folder.mkdir(parents=True, exist_ok=True)
-        with Image.open(src) as img:
-            exif = img.getexif()
-            big = img.resize((1920, 1080))
-            # A little noise per copy: every file has its own content hash.
-            pixels = np.asarray(big, dtype=np.int16) + rng.integers(-2, 3, (1080, 1920, 3))
-            Image.fromarray(pixels.clip(0, 255).astype("uint8")).save(
-                folder / f"img_{i:05d}.jpg", quality=88, exif=exif
-            )
-    shutil.rmtree(seeds)
-    return archive
+    spec = ArchiveSpec(
+        per_class=max(1, n // 5), size=256, resolution=(1920, 1080), grain=2, odd_files=False
+    )
+    return build_archive(out / "archive", spec).root
 
 
 def _bundle(out: Path, backend: str) -> Path:
@@ -91,12 +73,12 @@ def _pure_model(bundle: Path, backend: str, n: int) -> float:
     return done / (time.perf_counter() - started)
 
 
-def _index(archive: Path, db: Path, bundle: Path, backend: str, **options: object) -> float:
+def _index(archive: Path, url: str, bundle: Path, backend: str, **options: object) -> float:
     from landscape.index.db import open_index
     from landscape.index.pipeline import IndexOptions, run_index
     from landscape.inference.predictor import Predictor
 
-    engine = open_index(f"sqlite:///{db}")
+    engine = open_index(url)
     predictor = Predictor.from_bundle(bundle, backend=backend)
     started = time.perf_counter()
     run_index(engine, [archive], predictor=predictor, options=IndexOptions(**options))  # type: ignore[arg-type]
@@ -107,28 +89,43 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--files", type=int, default=1000)
     parser.add_argument("--backend", default="onnx", choices=["torch", "onnx"])
+    parser.add_argument(
+        "--postgres", action="store_true", help="also the draft-on, 2-worker run on PostgreSQL"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         archive = _archive(root, args.files)
+        files = sum(1 for p in archive.rglob("*") if p.is_file())
         bundle = _bundle(root, args.backend)
-        pure = _pure_model(bundle, args.backend, max(256, args.files // 2))
-        print(f"pure model ({args.backend}): {pure:.1f} images/s")
+        pure = _pure_model(bundle, args.backend, max(256, files // 2))
+        print(f"pure model ({args.backend}): {pure:.1f} images/s", flush=True)
         first = None
         for draft in (True, False):
             for workers in (1, 2):
-                db = root / f"index-{draft}-{workers}.db"
-                seconds = _index(archive, db, bundle, args.backend, draft=draft, workers=workers)
-                rate = args.files / seconds
+                url = f"sqlite:///{root / f'index-{draft}-{workers}.db'}"
+                seconds = _index(archive, url, bundle, args.backend, draft=draft, workers=workers)
+                rate = files / seconds
                 print(
                     f"index draft={'on ' if draft else 'off'} workers={workers}: "
-                    f"{rate:.1f} files/s = {rate / pure:.2f}x the pure model"
+                    f"{rate:.1f} files/s = {rate / pure:.2f}x the pure model",
+                    flush=True,
                 )
                 if draft and workers == 2:
-                    first = (db, seconds)
+                    first = (url, seconds)
         assert first is not None
         again = _index(archive, first[0], bundle, args.backend, workers=2)
         print(f"re-run over the unchanged tree: {again:.2f} s = {first[1] / again:.0f}x faster")
+        if args.postgres:
+            from landscape.index._testing import PostgresServer
+
+            with PostgresServer(durable=True) as server:
+                url = server.create_database("bench", vector=True)
+                pg = _index(archive, url, bundle, args.backend, workers=2)
+                print(
+                    f"PostgreSQL (durable commits), draft on, workers=2: {files / pg:.1f} files/s"
+                    f" = {pg / first[1]:.2f}x SQLite's time"
+                )
 
 
 if __name__ == "__main__":

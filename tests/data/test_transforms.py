@@ -7,7 +7,13 @@ import pytest
 import torch
 from PIL import Image
 
-from landscape.data.transforms import Preprocessing, eval_transform, train_transform
+from landscape.data.transforms import (
+    Preprocessing,
+    eval_transform,
+    normalize,
+    resize_crop,
+    train_transform,
+)
 
 _PRE = {"input_size": 32, "resize_size": 36, "mean": (0, 0, 0), "std": (1, 1, 1)}
 
@@ -47,3 +53,62 @@ def test_augmentation_presets_give_the_input_size(crop: str) -> None:
         out = train_transform(pre, preset)(_banded())
         assert isinstance(out, torch.Tensor) and out.shape == (3, 32, 32)
     assert torch.equal(train_transform(pre, "none")(_banded()), eval_transform(pre)(_banded()))
+
+
+def _torchvision_eval(pre: Preprocessing) -> object:
+    """The reference: torchvision's own Resize (+ CenterCrop), ToDtype and Normalize."""
+    from torchvision.transforms import InterpolationMode, v2
+
+    interp = (
+        InterpolationMode.BICUBIC if pre.interpolation == "bicubic" else InterpolationMode.BILINEAR
+    )
+    size = (pre.input_size, pre.input_size) if pre.crop == "full" else pre.resize_size
+    geometry = [v2.Resize(size, interpolation=interp, antialias=True)]
+    if pre.crop == "center":
+        geometry.append(v2.CenterCrop(pre.input_size))
+    return v2.Compose(
+        [
+            *geometry,
+            v2.ToImage(),
+            v2.ToDtype(torch.float32, scale=True),
+            v2.Normalize(list(pre.mean), list(pre.std)),
+        ]
+    )
+
+
+@pytest.mark.parametrize("crop", ["full", "center"])
+@pytest.mark.parametrize("interpolation", ["bilinear", "bicubic"])
+@pytest.mark.parametrize("size", [(480, 270), (270, 480), (301, 301), (150, 150)])
+def test_eval_transform_equals_torchvision(
+    crop: str, interpolation: str, size: tuple[int, int]
+) -> None:
+    """The torch-free eval path makes the same pixels as torchvision's PIL path."""
+    rng = np.random.default_rng(sum(size))
+    image = Image.fromarray(rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8))
+    pre = Preprocessing(
+        input_size=224,
+        resize_size=256,
+        interpolation=interpolation,  # type: ignore[arg-type]
+        mean=(0.485, 0.456, 0.406),
+        std=(0.229, 0.224, 0.225),
+        crop=crop,  # type: ignore[arg-type]
+    )
+    ours = eval_transform(pre)(image)
+    reference = _torchvision_eval(pre)(image)  # type: ignore[operator]
+    assert ours.dtype == torch.float32 and ours.shape == reference.shape == (3, 224, 224)
+    assert torch.allclose(ours, reference, atol=1e-5, rtol=0)
+
+
+def test_normalize_takes_one_image_or_a_batch() -> None:
+    pre = Preprocessing(**_PRE)
+    pixels = resize_crop(_banded(), pre)
+    assert pixels.dtype == np.uint8 and pixels.shape == (32, 32, 3)
+    one = normalize(pixels, pre)
+    batch = normalize(np.stack([pixels, pixels]), pre)
+    assert one.shape == (3, 32, 32) and batch.shape == (2, 3, 32, 32)
+    assert np.array_equal(batch[1], one) and one.flags.c_contiguous
+
+
+def test_resize_crop_converts_other_modes_to_rgb() -> None:
+    gray = _banded().convert("L")
+    assert resize_crop(gray, Preprocessing(**_PRE)).shape == (32, 32, 3)

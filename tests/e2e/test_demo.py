@@ -1,14 +1,15 @@
-"""``landscape demo`` as a user runs it: synthesise, audit, train, evaluate, report."""
+"""``landscape demo`` as a user runs it: synthesise, audit, train, evaluate, report, index."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 
 from tests.conftest import CliResult
 
 
-def test_demo_evaluates_and_refuses_to_overwrite_without_force(
+def test_demo_evaluates_indexes_and_refuses_to_overwrite_without_force(
     run_cli: Callable[..., CliResult], tmp_path: Path
 ) -> None:
     out = tmp_path / "demo"
@@ -19,6 +20,19 @@ def test_demo_evaluates_and_refuses_to_overwrite_without_force(
     assert f"report: {report}" in result.out
     assert "test accuracy" in result.out
     assert (out / "run" / "eval" / "metrics.json").is_file()
+    # The demo archive, indexed with the demo's bundle: 30 photos + the odd files.
+    url = f"sqlite:///{out / 'landscape.db'}"
+    assert "5/5" in result.out and "$ landscape search" in result.out
+    found = run_cli("search", "--db", url, "--limit", "1000", "--json")
+    assert found.code == 0, found.err
+    hits = json.loads(found.out)
+    photos = [h for h in hits if h["label"] is not None]
+    assert len(photos) == 31  # 6 per class × 5 classes, and the PNG
+    assert all(
+        h["latitude"] is not None and h["captured_at"] for h in photos if "png" not in h["path"]
+    )
+    broken = json.loads(run_cli("search", "--db", url, "--status", "error", "--json").out)
+    assert [Path(h["path"]).name for h in broken] == ["truncated.jpg"]
 
     stamp = (out / "run" / "bundle" / "bundle.json").stat().st_mtime_ns
     again = run_cli("demo", "--out", out, "--per-class", "12", "--epochs", "2")
@@ -27,6 +41,9 @@ def test_demo_evaluates_and_refuses_to_overwrite_without_force(
     assert len(again.err.strip().splitlines()) == 1
     assert (out / "run" / "bundle" / "bundle.json").stat().st_mtime_ns == stamp  # untouched
 
-    forced = run_cli("demo", "--out", out, "--per-class", "12", "--epochs", "2", "--force")
+    forced = run_cli(
+        "demo", "--out", out, "--per-class", "12", "--epochs", "2", "--force", "--no-index"
+    )
     assert forced.code == 0, forced.err
     assert report.is_file()
+    assert "4/4" in forced.out and "5/5" not in forced.out

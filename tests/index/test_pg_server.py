@@ -107,8 +107,11 @@ def test_binaries_the_server_user_cannot_read_are_copied_and_stop_removes_everyt
     # CI clone under a private temp dir would: as root, the server's user cannot reach them.
     # (postgres_server: only so this is skipped, or fails in CI, like every PostgreSQL test.)
     hidden = copy_install(find_install(), tmp_path / "venv")
-    with PostgresServer(install=hidden) as server:
+    with PostgresServer(install=hidden, durable=True) as server:
         root, port = server.root, server.port
+        # durable=True keeps PostgreSQL's own commit guarantees (the shared server drops them).
+        assert _scalar(server.url(), "SHOW fsync") == "on"
+        assert _scalar(postgres_server.url(), "SHOW fsync") == "off"
         assert server.copied == (os.geteuid() == 0)
         assert port != postgres_server.port and (server.data_dir / "PG_VERSION").exists()
         assert _scalar(server.create_database("one", vector=True), "SELECT 1") == 1

@@ -254,6 +254,84 @@ def test_an_endless_source_is_read_lazily_and_can_be_abandoned() -> None:
     assert all(o.ok and o.value == item[1] ** 2 for item, o in first + again)
 
 
+@pytest.mark.timeout(60)
+def test_map_ahead_keeps_workers_busy_while_the_caller_is_slow() -> None:
+    """A caller that stops every few outcomes for a slow step (a network, a transaction):
+    in step, the workers idle during that step; ahead, they go on with the items read ahead."""
+    items = [0.1] * 24  # 1.2 s of work on 2 workers
+
+    def consume(outcomes: Iterator[tuple[float, Outcome[float]]]) -> tuple[float, int]:
+        started, count = time.monotonic(), 0
+        for _ in outcomes:
+            count += 1
+            if count % 6 == 0:
+                time.sleep(0.4)  # 1.6 s of caller's work in all
+        return time.monotonic() - started, count
+
+    with Sandbox(workers=2) as sandbox:
+        list(sandbox.map_unordered(targets.square, [0, 1]))  # workers started and warm
+        in_step, n_step = consume(sandbox.map_unordered(targets.sleep_for, items))
+        ahead, n_ahead = consume(sandbox.map_ahead(targets.sleep_for, items, window=24))
+    assert n_step == n_ahead == 24
+    # In step ≈ 1.6 + 1.2 − a little overlap; ahead ≈ the caller's 1.6 s plus the first items.
+    assert ahead < in_step - 0.3, (ahead, in_step)
+
+
+@pytest.mark.timeout(30)
+def test_map_ahead_reads_items_on_the_callers_thread_within_the_window() -> None:
+    import threading
+
+    threads: set[str] = set()
+    consumed = 0
+
+    def source() -> Iterator[int]:
+        nonlocal consumed
+        for i in range(100):
+            threads.add(threading.current_thread().name)
+            consumed += 1
+            yield i
+
+    with Sandbox(workers=2) as sandbox:
+        outcomes = sandbox.map_ahead(targets.square, source(), window=5)
+        first = next(outcomes)
+        time.sleep(0.3)
+        assert consumed <= 5 + 1
+        rest = list(outcomes)
+    assert threads == {threading.current_thread().name}
+    assert sorted(o.value for _, o in [first, *rest]) == [i * i for i in range(100)]
+
+
+@pytest.mark.timeout(60)
+def test_leaving_map_ahead_early_kills_hung_workers_at_once(tmp_path: Path) -> None:
+    """A caller that stops (Ctrl+C, an error) does not wait for hung items' deadlines."""
+    tasks = [("square", 1)] + [("record", (str(tmp_path), 600))] * 2
+    with Sandbox(workers=2, timeout=300) as sandbox:
+        outcomes = sandbox.map_ahead(targets.behave, tasks, window=4)
+        _, first = next(outcomes)
+        assert first.value == 1
+        assert _wait_until(lambda: len(list(tmp_path.iterdir())) == 2, 20)
+        started = time.monotonic()
+        outcomes.close()
+        assert time.monotonic() - started < 10
+        pids = [int(p.name) for p in tmp_path.iterdir()]
+        assert _wait_until(lambda: all(_gone(pid, zombie_ok=True) for pid in pids), 10)
+        # The sandbox is still usable after an abandoned map_ahead.
+        again = list(sandbox.map_ahead(targets.square, [2, 3], window=2))
+    assert sorted(o.value for _, o in again) == [4, 9]
+
+
+def test_map_ahead_raises_the_sandboxs_own_errors_on_the_callers_thread() -> None:
+    with (
+        Sandbox(workers=1, initializer=targets.failing_init) as sandbox,
+        pytest.raises(SandboxError, match="model bundle exploded"),
+    ):
+        list(sandbox.map_ahead(targets.square, [1, 2], window=2))
+    with Sandbox(workers=0) as inline:
+        assert [o.value for _, o in inline.map_ahead(targets.square, [3], window=1)] == [9]
+    with pytest.raises(ValueError, match="window"):
+        next(Sandbox(workers=1).map_ahead(targets.square, [1], window=0))
+
+
 def test_one_iteration_at_a_time() -> None:
     with Sandbox(workers=1) as sandbox:
         first = sandbox.map_unordered(targets.square, [1, 2])

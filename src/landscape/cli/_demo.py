@@ -1,4 +1,5 @@
-"""``landscape demo``: synthesise the demo dataset, audit it, train a head, evaluate it."""
+"""``landscape demo``: synthesise the demo dataset, audit it, train a head, evaluate it, then
+build a small storage archive and index it with the new model."""
 
 from __future__ import annotations
 
@@ -22,14 +23,22 @@ def demo(
     seed: SeedOption = 0,
     force: Annotated[
         bool,
-        typer.Option("--force", help="Replace a run (and its report) left by an earlier demo."),
+        typer.Option(
+            "--force", help="Replace a run, report, archive and index left by an earlier demo."
+        ),
+    ] = False,
+    no_index: Annotated[
+        bool,
+        typer.Option("--no-index", help="Stop after the evaluation: no demo archive, no index."),
     ] = False,
 ) -> None:
-    """Run the main job on the built-in default: synth → audit → train → evaluate.
+    """Run the main job on the built-in default: synth → audit → train → evaluate → index.
 
     Trains a head on EfficientNet-Lite0 with its packaged ImageNet weights (no download), using
     the feature cache, evaluates it on the held-out test split and prints the test accuracy and
-    the path of the HTML report. An existing OUT/run is kept unless `--force`.
+    the path of the HTML report. Then builds a small archive (photos with EXIF and GPS in dated
+    campaign folders, a few broken files) in OUT/archive, indexes it with the new model into
+    OUT/landscape.db and shows a search. An existing OUT/run is kept unless `--force`.
     """
     import shutil
 
@@ -39,6 +48,7 @@ def demo(
     from landscape.evaluation import evaluate_bundle
     from landscape.train.trainer import fit
 
+    steps = 4 if no_index else 5
     run = out / "run"
     if run.exists() and not force:
         raise UserError(
@@ -48,11 +58,11 @@ def demo(
         )
     data = out / "data"
     if not data.is_dir():
-        console.print(f"[bold]1/4[/] synthesising {per_class} images per class into {data}")
+        console.print(f"[bold]1/{steps}[/] synthesising {per_class} images per class into {data}")
         generate_dataset(data, SynthSpec(per_class=per_class, seed=seed))
     else:
-        console.print(f"[bold]1/4[/] using the synthetic dataset in {data}")
-    console.print("[bold]2/4[/] auditing")
+        console.print(f"[bold]1/{steps}[/] using the synthetic dataset in {data}")
+    console.print(f"[bold]2/{steps}[/] auditing")
     found = audit_dataset(data).to_dict()
     console.print(
         f"    {found['images']} images, {len(found['classes'])} classes, "
@@ -61,7 +71,8 @@ def demo(
     if run.exists():
         shutil.rmtree(run)
     console.print(
-        "[bold]3/4[/] training a head on efficientnet_lite0 (packaged weights, cached features)"
+        f"[bold]3/{steps}[/] training a head on efficientnet_lite0 "
+        "(packaged weights, cached features)"
     )
     cfg = load_train_config(
         None,
@@ -76,7 +87,7 @@ def demo(
         },
     )
     result = fit(cfg)
-    console.print("[bold]4/4[/] evaluating on the held-out test split")
+    console.print(f"[bold]4/{steps}[/] evaluating on the held-out test split")
     report = evaluate_bundle(
         result.bundle,
         run / "split.csv",
@@ -93,4 +104,52 @@ def demo(
         f"bundle: {result.bundle}\n"
         f"try: landscape predict {result.bundle} {data}/coast --top 3",
         soft_wrap=True,
+    )
+    if not no_index:
+        console.print(f"[bold]5/{steps}[/] building a demo archive and indexing it")
+        _index_demo_archive(out, result.bundle, seed)
+
+
+def _index_demo_archive(out: Path, bundle: Path, seed: int) -> None:
+    """Build OUT/archive afresh, index it into OUT/landscape.db, print the summary and a search."""
+    import shutil
+
+    from landscape.data.archive import ArchiveSpec, build_archive
+    from landscape.index.db import open_index, session_factory
+    from landscape.index.pipeline import run_index
+    from landscape.index.repository import SearchFilters, search
+    from landscape.inference.predictor import Predictor
+
+    from ._index import summary_table
+
+    archive, db = out / "archive", out / "landscape.db"
+    if archive.exists():
+        shutil.rmtree(archive)
+    for stale in out.glob("landscape.db*"):  # the database and its WAL files
+        stale.unlink()
+    built = build_archive(
+        archive, ArchiveSpec(per_class=6, size=160, resolution=(1280, 720), grain=2, seed=seed)
+    )
+    url = f"sqlite:///{db}"
+    console.print(f"    {len(built.photos)} photos and {len(built.odd)} odd files in {archive}")
+    summary = run_index(
+        open_index(url),
+        [archive],
+        predictor=Predictor.from_bundle(bundle),
+        progress=lambda description, total: progress_bar(description, total, unit="files"),
+    )
+    summary_table(summary)
+    label = summary.labels.most_common(1)[0][0] if summary.labels else None
+    with session_factory(open_index(url, create=False))() as session:
+        hits = search(session, SearchFilters(label=label, limit=3))
+    console.print(f"$ landscape search --db {url} --label {label} --limit 3", soft_wrap=True)
+    for hit in hits:
+        found = hit.to_dict()
+        console.print(
+            f"  {found['path']}  [bold]{found['label']} {found['confidence']:.2f}[/]  "
+            f"{found['captured_at']} · {found['place']}",
+            soft_wrap=True,
+        )
+    console.print(
+        f"[bold green]index done[/]: try `landscape search --db {url} --help`", soft_wrap=True
     )

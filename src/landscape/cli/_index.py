@@ -15,7 +15,7 @@ from landscape.errors import UserError
 from ._options import BackendOption, DbOption, JsonOption, NoProgressOption
 from ._output import console, print_json, progress_bar
 
-__all__ = ["index", "search"]
+__all__ = ["index", "search", "summary_table"]
 
 
 def _predictor(session: Any, model: Path | None, backend: str) -> Any:
@@ -32,7 +32,8 @@ def _predictor(session: Any, model: Path | None, backend: str) -> Any:
     return Predictor.from_bundle(path, backend=backend) if path is not None else None
 
 
-def _summary_table(summary: Any) -> None:
+def summary_table(summary: Any) -> None:
+    """Print an index run's summary: outcomes, model, media, labels, the first problems."""
     from rich.table import Table
 
     table = Table(title=f"scan {summary.scan_id}")
@@ -111,12 +112,14 @@ def index(
         roots,
         predictor=predictor,
         options=options,
-        progress=lambda description, total: progress_bar(description, total, enabled=not quiet),
+        progress=lambda description, total: progress_bar(
+            description, total, enabled=not quiet, unit="files"
+        ),
     )
     if as_json:
         print_json(summary.to_dict())
     else:
-        _summary_table(summary)
+        summary_table(summary)
 
 
 def _near(value: str | None) -> tuple[float, float, float] | None:

@@ -30,8 +30,11 @@ def print_json(data: Any) -> None:
 
 
 @contextmanager
-def progress_bar(description: str, total: int | None, *, enabled: bool = True) -> Iterator[Any]:
-    """A rich progress bar on stderr showing count, rate and ETA; yields ``advance(n=1)``."""
+def progress_bar(
+    description: str, total: int | None, *, enabled: bool = True, unit: str = "it"
+) -> Iterator[Any]:
+    """A rich progress bar on stderr showing count, rate (``unit``/s) and ETA; yields
+    ``advance(n=1, note=None)``, where a ``note`` (e.g. "3 failed") stays shown until replaced."""
     columns = (
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -41,14 +44,17 @@ def progress_bar(description: str, total: int | None, *, enabled: bool = True) -
         TimeElapsedColumn(),
         TextColumn("eta"),
         TimeRemainingColumn(),
+        TextColumn("[yellow]{task.fields[note]}"),
     )
     with Progress(*columns, console=err_console, disable=not enabled, transient=False) as bar:
-        task = bar.add_task(description, total=total, rate="")
+        task = bar.add_task(description, total=total, rate="", note="")
 
-        def advance(n: int = 1) -> None:
+        def advance(n: int = 1, note: str | None = None) -> None:
             bar.advance(task, n)
+            if note is not None:
+                bar.update(task, note=note)
             speed = bar.tasks[task].speed
             if speed:
-                bar.update(task, rate=f"{speed:,.1f} it/s")
+                bar.update(task, rate=f"{speed:,.1f} {unit}/s")
 
         yield advance

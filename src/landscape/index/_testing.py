@@ -44,11 +44,13 @@ _PORT_ATTEMPTS = 5
 _NOLOGIN = ("--shell", "/usr/sbin/nologin")
 _INITDB_FLAGS = ("--auth=trust", "--encoding=UTF8", "--locale=C", "--no-sync", "--no-instructions")
 # Durability is worthless for a server that is deleted on exit; these make initdb, CREATE
-# DATABASE and commits several times faster on a busy disk.
-_SETTINGS = {
+# DATABASE and commits several times faster on a busy disk (``durable=True`` keeps them on).
+_NOT_DURABLE = {
     "fsync": "off",
     "synchronous_commit": "off",
     "full_page_writes": "off",
+}
+_SETTINGS = {
     "max_connections": "100",
     "shared_buffers": "32MB",
     "timezone": "UTC",
@@ -171,7 +173,8 @@ class PostgresServer:
 
     ``install``: the binaries to use (default: :func:`find_install`). ``copy_binaries``:
     ``None`` copies them only when the OS user cannot use them in place; ``True``/``False``
-    force it.
+    force it. ``durable``: keep PostgreSQL's fsync and synchronous commits (benchmarks that
+    compare with SQLite's durable commits); off by default, for speed.
     """
 
     role: str = _ROLE
@@ -188,7 +191,9 @@ class PostgresServer:
         os_user: str = DEFAULT_OS_USER,
         copy_binaries: bool | None = None,
         start_timeout: float = 30.0,
+        durable: bool = False,
     ) -> None:
+        self._durable = durable
         self._given_install = install
         self._os_user_name = os_user
         self._copy_binaries = copy_binaries
@@ -415,7 +420,7 @@ class PostgresServer:
         )
 
     def _write_settings(self, port: int) -> None:
-        settings = dict(_SETTINGS)
+        settings = dict(_SETTINGS) if self._durable else {**_NOT_DURABLE, **_SETTINGS}
         settings["listen_addresses"] = _HOST
         settings["port"] = str(port)
         settings["unix_socket_directories"] = str(self.root / "socket")

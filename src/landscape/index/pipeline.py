@@ -19,6 +19,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -43,8 +44,9 @@ from .writer import (
 
 __all__ = ["IndexOptions", "IndexSummary", "run_index"]
 
-#: progress callback: ``advance(n)`` after each file (the total is given up front)
-Advance = Callable[[int], None]
+#: progress callback: ``advance(n)`` after files are done, ``advance(n, note="3 failed")`` to
+#: show the errors so far (the total is given up front)
+Advance = Callable[..., None]
 ProgressFactory = Callable[[str, int], Any]
 
 _LOOKUP_CHUNK = 256
@@ -218,10 +220,13 @@ def _needs_inference(run: _Run, session: Session, rows: Sequence[File]) -> set[i
 def _classify(predictor: Any, results: Sequence[FileResult]) -> dict[int, ClassifiedImage]:
     import torch
 
+    from landscape.data.transforms import normalize
+
     with_pixels = [(i, r) for i, r in enumerate(results) if r.pixels is not None]
     if predictor is None or not with_pixels:
         return {}
-    batch = torch.from_numpy(np.stack([r.pixels for _, r in with_pixels if r.pixels is not None]))
+    pixels = np.stack([r.pixels for _, r in with_pixels if r.pixels is not None])
+    batch = torch.from_numpy(normalize(pixels, predictor.bundle.preprocessing))
     logits, features = predictor.logits_and_features(batch)
     predictions = predictor.predict_logits(logits)
     out: dict[int, ClassifiedImage] = {}
@@ -245,18 +250,19 @@ def _places(results: Sequence[FileResult]) -> dict[int, Any]:
     return dict(zip([i for i, _ in points], reverse_geocode([p for _, p in points]), strict=True))
 
 
-def _file_row(session: Session, run: _Run, result: FileResult) -> tuple[File, str]:
-    """The row a result updates or creates, and the outcome (new, changed, moved)."""
+def _file_row(
+    session: Session, run: _Run, result: FileResult, moved: dict[str, File]
+) -> tuple[File, str]:
+    """The row a result updates or creates, and the outcome (new, changed, moved); ``moved``
+    (hash → a known file no longer at its path) is consumed, so two copies are not one file."""
     job = result.job
     if job.file_id is not None:
         row = session.get(File, job.file_id)
         if row is not None:
             return row, "changed"
-    if result.content_hash is not None:
-        moved = find_moved(session, result.content_hash, run.roots)
-        if moved is not None:
-            moved.root_id, moved.relative_path = job.root_id, job.relative_path
-            return moved, "moved"
+    if result.content_hash is not None and (row := moved.pop(result.content_hash, None)):
+        row.root_id, row.relative_path = job.root_id, job.relative_path
+        return row, "moved"
     row = File(
         root_id=job.root_id, relative_path=job.relative_path, size=job.size, mtime_ns=job.mtime_ns
     )
@@ -270,6 +276,7 @@ def _write(
     items: Sequence[tuple[FileJob, Outcome[FileResult]]],
     predictor: Any,
 ) -> None:
+    """One batch in one transaction: file rows, then metadata and predictions in bulk."""
     results: list[FileResult] = []
     failures: list[tuple[FileJob, Outcome[FileResult]]] = []
     for job, done in items:
@@ -279,7 +286,13 @@ def _write(
             failures.append((job, done))
     classified = _classify(predictor, results)
     places = _places(results)
+    moved = find_moved(
+        session,
+        [r.content_hash for r in results if r.job.file_id is None and r.content_hash],
+        run.roots,
+    )
     now = utcnow()
+    written: list[tuple[int, File]] = []
     for i, result in enumerate(results):
         job = result.job
         if result.vanished:
@@ -287,7 +300,7 @@ def _write(
                 row.status = "missing"
             run.summary.outcomes["missing"] += 1
             continue
-        row, outcome = _file_row(session, run, result)
+        row, outcome = _file_row(session, run, result, moved)
         if result.same_content and job.file_id is not None:
             outcome = "unchanged"
         elif job.reclassify and result.content_hash == job.known_hash:
@@ -298,22 +311,35 @@ def _write(
         row.status, row.error = ("error", result.error) if result.error else ("ok", None)
         if not result.same_content:
             row.indexed_at = now
-        session.flush()
-        if result.facts is not None:
-            upsert_media(session, row.id, result.facts, places.get(i))
-        if i in classified and run.model_id is not None:
-            replace_predictions(session, row.id, run.model_id, classified[i])
+        written.append((i, row))
+        if i in classified:
             run.summary.labels[classified[i].label] += 1
         run.summary.outcomes["failed" if result.error else outcome] += 1
         run.summary.media[result.media_type] += 1
         if result.error:
             run.summary.problems.append((job.relative_path, result.error))
+    session.flush()  # one flush gives every new row its id
+    upsert_media(
+        session,
+        [
+            (row.id, facts, places.get(i))
+            for i, row in written
+            if (facts := results[i].facts) is not None
+        ],
+    )
+    if run.model_id is not None:
+        replace_predictions(
+            session,
+            run.model_id,
+            [(row.id, classified[i]) for i, row in written if i in classified],
+        )
     for job, failed in failures:
         _quarantine(session, job, failed, now)
         run.summary.outcomes["failed"] += 1
         run.summary.problems.append((job.relative_path, f"{failed.kind}: {failed.error}"))
     session.commit()
-    run.advance(len(items))
+    failed = run.summary.outcomes["failed"]
+    run.advance(len(items), note=f"{failed} failed" if failed else None)
 
 
 def _quarantine(session: Session, job: FileJob, outcome: Outcome[Any], now: Any) -> None:
@@ -414,19 +440,18 @@ def run_index(
                 initializer=init_worker,
                 initargs=(preprocessing, options.draft),
                 # A replaced worker (after a timeout, a crash, or every 500 files) then starts
-                # in 0.3 s instead of 4 s re-importing torch.
-                preload=(
-                    "torch",
-                    "torchvision",
-                    "landscape.data.transforms",
-                    "landscape.index.work",
-                ),
+                # in milliseconds; workers never import torch (see landscape.index.work).
+                preload=("numpy", "PIL.Image", "landscape.index.work"),
             ) as sandbox:
-                for root_id, path in roots_by_id.items():
-                    jobs = _plan(run, root_id, path, session)
-                    outcomes = sandbox.map_unordered(process_file, jobs)
-                    for batch in _chunks(outcomes, options.batch_size):
-                        _write(run, session, batch, predictor)
+                jobs = chain.from_iterable(
+                    _plan(run, root_id, path, session) for root_id, path in roots_by_id.items()
+                )
+                # Read ahead so the workers keep decoding while this thread runs the network
+                # and writes a batch; the window bounds the decoded images held in memory.
+                window = 4 * max(options.batch_size, options.workers)
+                outcomes = sandbox.map_ahead(process_file, _warming(jobs), window=window)
+                for batch in _chunks(outcomes, options.batch_size):
+                    _write(run, session, batch, predictor)
             for root_id in roots_by_id:
                 summary.outcomes["missing"] += mark_missing(session, root_id, run.started)
                 root = session.get(Root, root_id)
@@ -446,5 +471,16 @@ def run_index(
     return summary
 
 
-def _ignore(n: int = 1) -> None:
+def _warming(jobs: Iterator[FileJob]) -> Iterator[FileJob]:
+    """Pass ``jobs`` through; once there is one, build the places tree in the background (a
+    re-run with nothing to do never pays for it)."""
+    for i, job in enumerate(jobs):
+        if i == 0:
+            from .places import warm_up
+
+            warm_up()
+        yield job
+
+
+def _ignore(n: int = 1, note: str | None = None) -> None:
     return None

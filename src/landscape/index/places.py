@@ -11,6 +11,7 @@ the network behind the user's back, so a missing file is an error instead.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import threading
 from collections.abc import Sequence
@@ -20,7 +21,7 @@ from typing import Any
 
 from landscape.errors import UserError
 
-__all__ = ["Place", "reverse_geocode"]
+__all__ = ["Place", "reverse_geocode", "warm_up"]
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,19 @@ def _searcher() -> Any:
             reverse_geocode.search([(0.0, 0.0)])  # builds and caches the tree now, under the lock
             _search = reverse_geocode.search
         return _search
+
+
+def warm_up() -> threading.Thread:
+    """Build the GeoNames tree on a background thread (≈0.8 s), so the first batch with GPS
+    does not wait for it; a failure is left for :func:`reverse_geocode` to report."""
+
+    def build() -> None:
+        with contextlib.suppress(Exception):
+            _searcher()
+
+    thread = threading.Thread(target=build, name="places-warm-up", daemon=True)
+    thread.start()
+    return thread
 
 
 def _valid(point: Any) -> bool:

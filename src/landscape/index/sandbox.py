@@ -41,6 +41,7 @@ import errno
 import math
 import multiprocessing
 import os
+import queue
 import signal
 import sys
 import threading
@@ -173,6 +174,9 @@ class Sandbox:
         self._closed = False
         self._mapping = False
         self._initialized_inline = False
+        # map_ahead's way to interrupt a mapping waiting on its workers from another thread.
+        self._abandon = threading.Event()
+        self._wake: int | None = None
 
     # -- lifecycle --------------------------------------------------------------------------------
 
@@ -227,6 +231,87 @@ class Sandbox:
             return self._map_inline(fn, items)
         return self._map_isolated(fn, items, timeout_for)
 
+    def map_ahead(
+        self,
+        fn: Callable[[T], R],
+        items: Iterable[T],
+        *,
+        window: int,
+        timeout_for: Callable[[T], float] | None = None,
+    ) -> Generator[tuple[T, Outcome[R]], None, None]:
+        """:meth:`map_unordered` that keeps the workers busy while the caller is not iterating.
+
+        A plain iteration hands out work only when the caller asks for the next outcome, so
+        the workers idle while the caller does something slow with the previous ones (runs a
+        network, writes a database). Here a thread runs the mapping, and up to ``window``
+        items (at least the ``2 × workers`` the mapping itself holds) are read ahead from
+        ``items``; their outcomes wait in a buffer for the caller.
+        ``items`` is still read on the calling thread, so a generator that queries a database
+        session stays on the thread that owns it. Leaving early stops the thread and kills the
+        workers still busy with abandoned items, as :meth:`map_unordered` does.
+        """
+        if window < 1:
+            raise ValueError(f"window must be >= 1, got {window}")
+        if self.workers == 0:
+            yield from self.map_unordered(fn, items, timeout_for=timeout_for)
+            return
+        todo: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        done: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        stop = threading.Event()
+        end = object()
+
+        def fed() -> Iterator[T]:
+            while (item := todo.get()) is not end and not stop.is_set():
+                yield item
+
+        def run() -> None:
+            try:
+                for pair in self.map_unordered(fn, fed(), timeout_for=timeout_for):
+                    done.put(pair)
+                    if stop.is_set():
+                        break
+            except BaseException as exc:  # handed to the caller's thread
+                done.put(exc)
+            done.put(end)
+
+        wake_read, wake_write = os.pipe()
+        self._wake = wake_read
+        thread = threading.Thread(target=run, name="sandbox-map-ahead", daemon=True)
+        thread.start()
+        # The mapping asks for an item whenever it holds fewer than 2 × workers: fewer in flight
+        # here would leave it waiting for an item while this thread waits for an outcome.
+        window = max(window, 2 * self.workers)
+        source = iter(items)
+        ahead, exhausted = 0, False
+        try:
+            while True:
+                while not exhausted and ahead < window:
+                    try:
+                        todo.put(next(source))
+                        ahead += 1
+                    except StopIteration:
+                        exhausted = True
+                        todo.put(end)
+                message = done.get()
+                if message is end:
+                    return
+                if isinstance(message, BaseException):
+                    raise message
+                ahead -= 1
+                yield message
+        finally:
+            stop.set()
+            todo.put(end)
+            if thread.is_alive():
+                # Wake the mapping if it waits on busy workers: it kills them and returns.
+                self._abandon.set()
+                os.write(wake_write, b"x")
+            thread.join()
+            self._abandon.clear()
+            self._wake = None
+            os.close(wake_read)
+            os.close(wake_write)
+
     def _map_inline(
         self, fn: Callable[[T], R], items: Iterable[T]
     ) -> Generator[tuple[T, Outcome[R]], None, None]:
@@ -258,6 +343,8 @@ class Sandbox:
             try:
                 while True:
                     self._check_open()
+                    if self._abandon.is_set():
+                        return
                     while not exhausted and len(pending) + self._count("busy") < window:
                         try:
                             pending.append(next(source))
@@ -317,7 +404,10 @@ class Sandbox:
         for worker in waiting:
             handles[worker.conn] = worker
             handles[worker.process.sentinel] = worker
-        ready = wait(list(handles), timeout=max(0.0, nearest - now))
+        wake = [] if self._wake is None else [self._wake]
+        ready = wait([*handles, *wake], timeout=max(0.0, nearest - now))
+        if self._abandon.is_set():
+            return
         seen: set[int] = set()
         for handle in ready:
             worker = handles[handle]

@@ -4,7 +4,8 @@ Runs inside :class:`landscape.index.sandbox.Sandbox` workers, so a hostile file 
 crashes a decoder costs that file only. Everything here is a pure function of the file and
 the job; the worker's one piece of state is the model's input pipeline, set once by
 :func:`init_worker`. Results travel back by pickling: the decoded image as the model's
-normalised float32 tensor (the main process only batches and runs the network).
+``uint8`` input pixels (resized and cropped; the main process normalises whole batches and runs
+the network). Nothing here imports torch, so a worker starts in a fraction of a second.
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ class FileResult:
     media_type: str = "other"
     mime: str | None = None
     facts: dict[str, Any] | None = None
+    #: the model's input pixels, ``uint8`` HWC (see :func:`landscape.data.transforms.normalize`)
     pixels: np.ndarray | None = field(default=None, repr=False)
     error: str | None = None
     vanished: bool = False
@@ -63,11 +65,9 @@ def init_worker(preprocessing: dict[str, Any] | None, draft: bool = True) -> Non
     _STATE.clear()
     _STATE["draft"] = draft
     if preprocessing is not None:
-        from landscape.data.transforms import Preprocessing, eval_transform
+        from landscape.data.transforms import Preprocessing
 
-        pre = Preprocessing.model_validate(preprocessing)
-        _STATE["pre"] = pre
-        _STATE["transform"] = eval_transform(pre)
+        _STATE["pre"] = Preprocessing.model_validate(preprocessing)
 
 
 def _sha256(path: Path) -> str:
@@ -80,13 +80,12 @@ def _sha256(path: Path) -> str:
 
 def _pixels(path: Path) -> np.ndarray:
     from landscape.data.io import open_image
+    from landscape.data.transforms import resize_crop
 
     pre = _STATE["pre"]
     # JPEG draft: decode at 1/2, 1/4 or 1/8 scale when that still covers the model's input.
     size = (pre.resize_size, pre.resize_size) if _STATE.get("draft", True) else None
-    image = open_image(path, draft=size)
-    tensor = _STATE["transform"](image)
-    return np.ascontiguousarray(tensor.numpy(), dtype=np.float32)
+    return resize_crop(open_image(path, draft=size), pre)
 
 
 def _one_line(exc: BaseException) -> str:

@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.orm import Session
 
-from .schema import Embedding, File, MediaMetadata, Prediction, Root
+from .schema import Embedding, File, MediaMetadata, Prediction, Root, utcnow
 
 __all__ = [
     "ClassifiedImage",
@@ -52,56 +52,93 @@ def touch(session: Session, file_ids: Sequence[int], seen_at: datetime) -> None:
         )
 
 
-def upsert_media(session: Session, file_id: int, facts: dict[str, Any], place: Any) -> None:
-    """Replace the file's ``media_metadata`` row with ``facts`` (+ place names)."""
-    row = {k: v for k, v in facts.items() if k in _MEDIA_COLUMNS}
-    if place is not None:
-        row.update(place_country=place.country, place_region=place.region, place_city=place.city)
-    existing = session.get(MediaMetadata, file_id)
-    if existing is None:
-        session.add(MediaMetadata(file_id=file_id, **row))
-    else:
-        for key in _MEDIA_COLUMNS:
-            setattr(existing, key, row.get(key))
+def upsert_media(session: Session, items: Sequence[tuple[int, dict[str, Any], Any]]) -> None:
+    """Replace the ``media_metadata`` rows of a batch: ``(file_id, facts, place or None)``.
+
+    One delete and one multi-row insert per batch, not a round trip per file.
+    """
+    if not items:
+        return
+    rows = []
+    for file_id, facts, place in items:
+        row: dict[str, Any] = dict.fromkeys(_MEDIA_COLUMNS)
+        row.update((k, v) for k, v in facts.items() if k in _MEDIA_COLUMNS)
+        if place is not None:
+            row.update(
+                place_country=place.country, place_region=place.region, place_city=place.city
+            )
+        rows.append({"file_id": file_id, **row})
+    session.execute(
+        delete(MediaMetadata).where(MediaMetadata.file_id.in_([i for i, _, _ in items]))
+    )
+    session.execute(insert(MediaMetadata), rows)
 
 
 def replace_predictions(
-    session: Session, file_id: int, model_id: str, image: ClassifiedImage
+    session: Session, model_id: str, items: Sequence[tuple[int, ClassifiedImage]]
 ) -> None:
-    """The file's one prediction under ``model_id`` (a still image: segment 0), with its
-    embedding as float16 bytes; any earlier one for that model is replaced."""
+    """Each file's one prediction under ``model_id`` (a still image: segment 0), with its
+    embedding as float16 bytes; any earlier ones for that model are replaced. Batched: one
+    delete, one insert of the predictions (ids returned in order), one of the embeddings."""
+    if not items:
+        return
     session.execute(
-        delete(Prediction).where(Prediction.file_id == file_id, Prediction.model_id == model_id)
+        delete(Prediction).where(
+            Prediction.file_id.in_([file_id for file_id, _ in items]),
+            Prediction.model_id == model_id,
+        )
     )
-    prediction = Prediction(
-        file_id=file_id,
-        model_id=model_id,
-        segment=0,
-        label=image.label,
-        confidence=image.confidence,
-        probabilities=image.probabilities,
-        is_unknown=image.is_unknown,
-    )
-    if image.embedding is not None:
-        vector = np.asarray(image.embedding, dtype=np.float16)
-        prediction.embedding = Embedding(dim=int(vector.size), vector=vector.tobytes())
-    session.add(prediction)
-
-
-def find_moved(session: Session, content_hash: str, roots: dict[int, Path]) -> File | None:
-    """A known file with this content whose recorded path no longer exists: the same file,
-    moved or renamed (it keeps its id, history and corrections)."""
-    candidates = session.scalars(
-        select(File).where(File.content_hash == content_hash).order_by(File.id)
+    now = utcnow()
+    ids = session.scalars(
+        insert(Prediction).returning(Prediction.id, sort_by_parameter_order=True),
+        [
+            {
+                "file_id": file_id,
+                "model_id": model_id,
+                "segment": 0,
+                "label": image.label,
+                "confidence": image.confidence,
+                "probabilities": image.probabilities,
+                "is_unknown": image.is_unknown,
+                "segment_start": None,
+                "segment_end": None,
+                "created_at": now,
+            }
+            for file_id, image in items
+        ],
     ).all()
+    vectors = [
+        {"prediction_id": pid, "dim": int(vector.size), "vector": vector.tobytes()}
+        for pid, (_, image) in zip(ids, items, strict=True)
+        if image.embedding is not None
+        for vector in [np.asarray(image.embedding, dtype=np.float16)]
+    ]
+    if vectors:
+        session.execute(insert(Embedding), vectors)
+
+
+def find_moved(
+    session: Session, content_hashes: Sequence[str], roots: dict[int, Path]
+) -> dict[str, File]:
+    """Known files with these contents whose recorded path no longer exists: the same files,
+    moved or renamed (each keeps its id, history and corrections). One query per batch;
+    at most one file per hash, the oldest."""
+    if not content_hashes:
+        return {}
+    candidates = session.scalars(
+        select(File).where(File.content_hash.in_(set(content_hashes))).order_by(File.id)
+    ).all()
+    moved: dict[str, File] = {}
     for row in candidates:
+        if row.content_hash is None or row.content_hash in moved:
+            continue
         root = roots.get(row.root_id)
         if root is None:
             root_row = session.get(Root, row.root_id)
             root = Path(root_row.path) if root_row is not None else None
         if root is None or not os.path.lexists(root / row.relative_path):
-            return row
-    return None
+            moved[row.content_hash] = row
+    return moved
 
 
 def mark_missing(session: Session, root_id: int, scan_started: datetime) -> int:

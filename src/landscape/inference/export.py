@@ -84,6 +84,7 @@ def onnx_session(model: bytes, *, threads: int | None = None) -> Any:
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads or torch.get_num_threads()
     options.inter_op_num_threads = 1
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     options.log_severity_level = 3  # warnings about unused initialisers are not the user's concern
     return ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
 
