@@ -63,6 +63,7 @@ def _fill(url: str, n: int) -> None:
             files, media, preds = [], [], []
             for i in ids:
                 label = LABELS[rng.randrange(5)]
+                taken = start + timedelta(seconds=rng.randrange(12 * 365 * 86400))
                 make, model = CAMERAS[rng.randrange(3)]
                 country, region, city = PLACES[rng.randrange(3)]
                 files.append(
@@ -76,6 +77,7 @@ def _fill(url: str, n: int) -> None:
                         "media_type": "video" if i % 20 == 0 else "image",
                         "mime": "image/jpeg",
                         "status": "error" if i % 97 == 0 else "ok",
+                        "taken_at": taken,
                     }
                 )
                 media.append(
@@ -83,7 +85,7 @@ def _fill(url: str, n: int) -> None:
                         "file_id": i,
                         "width": 1920,
                         "height": 1080,
-                        "captured_at": start + timedelta(seconds=rng.randrange(12 * 365 * 86400)),
+                        "captured_at": taken,
                         "camera_make": make,
                         "camera_model": model,
                         "latitude": rng.uniform(36, 70),
@@ -109,6 +111,14 @@ def _fill(url: str, n: int) -> None:
             s.execute(insert(MediaMetadata), media)
             s.execute(insert(Prediction), preds)
             s.commit()
+    # The state after an index run: statistics (SQLite: `PRAGMA optimize` at its end) and,
+    # on PostgreSQL, what autovacuum does after a bulk load (visibility map, statistics).
+    if engine.dialect.name == "postgresql":
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+            connection.exec_driver_sql("VACUUM ANALYZE")
+    else:
+        with engine.begin() as connection:
+            connection.exec_driver_sql("ANALYZE")
     engine.dispose()
 
 
@@ -139,23 +149,9 @@ def _shapes(rng: random.Random) -> dict[str, Callable[[], Any]]:
     }
 
 
-def _plan(session: Any, filters: Any, dialect: str) -> str:
-    from sqlalchemy import text
-
-    from landscape.index.repository import _query
-
-    query = _query(filters, "bench").limit(filters.limit)
-    compiled = query.compile(session.bind, compile_kwargs={"literal_binds": True})
-    prefix = "EXPLAIN QUERY PLAN " if dialect == "sqlite" else "EXPLAIN "
-    rows = session.execute(text(prefix + str(compiled))).all()
-    if dialect == "sqlite":
-        return "\n".join(f"    {r[-1]}" for r in rows)
-    return "\n".join(f"    {r[0]}" for r in rows)
-
-
 def _measure(url: str, repeat: int, plans: bool) -> None:
     from landscape.index.db import open_index, session_factory
-    from landscape.index.repository import search
+    from landscape.index.repository import explain, search
 
     engine = open_index(url, create=False)
     rng = random.Random(1)
@@ -175,8 +171,31 @@ def _measure(url: str, repeat: int, plans: bool) -> None:
                 f"(rows per page: {min(counts)}–{max(counts)})"
             )
             if plans:
-                print(_plan(session, make(), engine.dialect.name))
+                for step, plan in enumerate(explain(session, make()), 1):
+                    print(
+                        f"    plan {step}:\n" + "\n".join(f"      {x}" for x in plan.splitlines())
+                    )
     engine.dispose()
+
+
+def _sqlite(args: argparse.Namespace) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        url = f"sqlite:///{Path(tmp) / 'search.db'}"
+        started = time.perf_counter()
+        _fill(url, args.files)
+        print(f"SQLite: {args.files} files filled in {time.perf_counter() - started:.0f} s")
+        _measure(url, args.repeat, not args.no_plans)
+
+
+def _postgres(args: argparse.Namespace) -> None:
+    from landscape.index._testing import PostgresServer
+
+    with PostgresServer(durable=True) as server:
+        url = server.create_database("search", vector=False)
+        started = time.perf_counter()
+        _fill(url, args.files)
+        print(f"PostgreSQL: {args.files} files filled in {time.perf_counter() - started:.0f} s")
+        _measure(url, args.repeat, not args.no_plans)
 
 
 def main() -> None:
@@ -184,23 +203,13 @@ def main() -> None:
     parser.add_argument("--files", type=int, default=100_000)
     parser.add_argument("--repeat", type=int, default=40)
     parser.add_argument("--postgres", action="store_true", help="also on a PostgreSQL server")
+    parser.add_argument("--no-sqlite", action="store_true", help="skip SQLite")
     parser.add_argument("--no-plans", action="store_true")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        url = f"sqlite:///{Path(tmp) / 'search.db'}"
-        started = time.perf_counter()
-        _fill(url, args.files)
-        print(f"SQLite: {args.files} files filled in {time.perf_counter() - started:.0f} s")
-        _measure(url, args.repeat, not args.no_plans)
+    if not args.no_sqlite:
+        _sqlite(args)
     if args.postgres:
-        from landscape.index._testing import PostgresServer
-
-        with PostgresServer(durable=True) as server:
-            url = server.create_database("search", vector=False)
-            started = time.perf_counter()
-            _fill(url, args.files)
-            print(f"PostgreSQL: {args.files} files filled in {time.perf_counter() - started:.0f} s")
-            _measure(url, args.repeat, not args.no_plans)
+        _postgres(args)
 
 
 if __name__ == "__main__":

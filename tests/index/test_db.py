@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -146,3 +147,51 @@ def test_migrations_run_from_an_installed_wheel(tmp_path: Path) -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "True"
+
+
+def test_a_database_this_user_cannot_write_is_named_with_the_reason(
+    tmp_path: Path, run_cli: Callable[..., CliResult]
+) -> None:
+    # /sys refuses new files even to root (chmod would not stop root); a folder is no file.
+    with pytest.raises(DatabaseError, match=r"cannot write the database file \(Permission denied"):
+        open_index("sqlite:////sys/landscape.db")
+    with pytest.raises(DatabaseError, match=r"Is a directory"):
+        open_index(f"sqlite:///{tmp_path}")
+    result = run_cli("index", tmp_path, "--db", "sqlite:////sys/landscape.db")
+    assert result.code == 1 and len(result.err.strip().splitlines()) == 1
+    assert "/sys/landscape.db" in result.err and "Permission denied" in result.err
+    assert "Traceback" not in result.err
+
+
+def test_upgrading_from_0001_dates_the_files_already_indexed(db_url: str) -> None:
+    """0002 adds files.taken_at and fills it: the capture time, else the modification time."""
+    engine = make_engine(db_url)
+    assert upgrade(engine, "0001") == "0001"
+    with engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO roots (id, path, created_at, file_count) "
+                "VALUES (1, '/a', CURRENT_TIMESTAMP, 2)"
+            )
+        )
+        for file_id in (1, 2):
+            connection.execute(
+                text(
+                    "INSERT INTO files (id, root_id, relative_path, size, mtime_ns, media_type, "
+                    "status, first_seen_at, last_seen_at) VALUES (:id, 1, :path, 1, "
+                    ":mtime, 'image', 'ok', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+                ),
+                {"id": file_id, "path": f"{file_id}.jpg", "mtime": 1_700_000_000 * 10**9},
+            )
+        connection.execute(
+            text("INSERT INTO media_metadata (file_id, captured_at) VALUES (1, :when)"),
+            {"when": datetime(2019, 5, 4, 10, 30)},
+        )
+    assert upgrade(engine) == head_revision()
+    with engine.connect() as connection:
+        taken = dict(connection.execute(text("SELECT id, taken_at FROM files")).all())
+    as_dt = {
+        k: v if isinstance(v, datetime) else datetime.fromisoformat(v) for k, v in taken.items()
+    }
+    assert as_dt[1] == datetime(2019, 5, 4, 10, 30)
+    assert as_dt[2] == datetime(2023, 11, 14, 22, 13, 20)  # 1.7e9 s after the epoch, UTC

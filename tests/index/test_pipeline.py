@@ -233,3 +233,77 @@ def test_kill_9_mid_run_then_rerun_indexes_every_file_exactly_once(
         assert dupes == []
         assert con.execute("SELECT state FROM scans").fetchall() == [("finished",)]
     assert _count(url, Prediction) == len(list(root.rglob("*_0*.jpg"))) + 1  # + plain.png
+
+
+def _limited_fsize(limit: int) -> Callable[[], None]:
+    def apply() -> None:
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    return apply
+
+
+def test_disk_full_mid_run_is_one_line_and_loses_nothing(tmp_path: Path, bundle: Path) -> None:
+    """A file-size limit (what a full disk looks like to SQLite) hit while writing batches:
+    exit 1 with one line, the committed batches intact, and a re-run completes the scan."""
+    root = _archive(tmp_path / "archive", per_class=12)
+    db = tmp_path / "full.db"
+    url = f"sqlite:///{db}"
+    open_index(url).dispose()  # the schema fits; the batches will not
+    total = len([p for p in root.rglob("*") if p.is_file()])
+    args = [sys.executable, "-m", "landscape", "index", str(root), "--db", url]
+    args += ["--model", str(bundle), "--workers", "1", "--no-progress"]
+    limit = db.stat().st_size + 96 * 1024
+    full = subprocess.run(
+        args, capture_output=True, text=True, timeout=300, preexec_fn=_limited_fsize(limit)
+    )
+    assert full.returncode == 1, full.stdout + full.stderr
+    assert full.stderr.startswith("error: the disk is full"), full.stderr
+    assert len(full.stderr.strip().splitlines()) == 1 and "Traceback" not in full.stderr
+    with sqlite3.connect(db) as con:
+        assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        written = con.execute("SELECT count(*) FROM files").fetchone()[0]
+        assert con.execute("SELECT state FROM scans").fetchall() == [("running",)]
+    assert written < total
+    again = subprocess.run([*args, "--json"], capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr
+    with sqlite3.connect(db) as con:
+        assert con.execute("SELECT count(*) FROM files").fetchone()[0] == total
+        assert con.execute("SELECT state FROM scans").fetchall() == [("finished",)]
+
+
+def test_a_second_index_process_is_refused_while_the_first_runs(
+    tmp_path: Path, bundle: Path
+) -> None:
+    root = _archive(tmp_path / "archive", per_class=20)
+    db = tmp_path / "busy.db"
+    url = f"sqlite:///{db}"
+    args = [sys.executable, "-m", "landscape", "index", str(root), "--db", url]
+    args += ["--model", str(bundle), "--workers", "1", "--no-progress"]
+    first = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        running = False
+        while time.monotonic() < deadline and first.poll() is None and not running:
+            time.sleep(0.05)
+            try:
+                with sqlite3.connect(db, timeout=1) as con:
+                    running = bool(con.execute("SELECT count(*) FROM scans").fetchone()[0])
+            except sqlite3.OperationalError:
+                continue
+        assert running and first.poll() is None, "the first run ended before the second started"
+        # Frozen mid-run (it keeps its lock, as a slow run would), so the second surely meets it.
+        first.send_signal(signal.SIGSTOP)
+        second = subprocess.run(args, capture_output=True, text=True, timeout=120)
+        first.send_signal(signal.SIGCONT)
+        assert second.returncode == 1
+        assert "another `landscape index`" in second.stderr
+        assert len(second.stderr.strip().splitlines()) == 1
+    finally:
+        first.send_signal(signal.SIGCONT)
+        _, err = first.communicate(timeout=300)
+    assert first.returncode == 0, err
+    with sqlite3.connect(db) as con:
+        assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        assert con.execute("SELECT state FROM scans").fetchall() == [("finished",)]

@@ -11,19 +11,20 @@ from pathlib import Path
 
 import pytest
 
+from landscape.data.archive import ArchiveSpec, build_archive
+from landscape.index import repository
 from landscape.index.db import open_index, session_factory
 from landscape.index.pipeline import IndexOptions, run_index
 from landscape.index.repository import SearchFilters, haversine_km, search
 from landscape.inference.predictor import Predictor
 from tests.conftest import CliResult
-from tests.index.test_pipeline import _archive
 
 Run = Callable[..., CliResult]
 
 
 @pytest.fixture
 def indexed(db_url: str, tmp_path: Path, tiny_run: Path) -> tuple[str, Path]:
-    root = _archive(tmp_path / "archive", per_class=3)
+    root = build_archive(tmp_path / "archive", ArchiveSpec(per_class=3, size=64, seed=7)).root
     engine = open_index(db_url)
     run_index(
         engine,
@@ -54,16 +55,24 @@ def test_filters_agree_with_the_stored_facts(indexed: tuple[str, Path]) -> None:
     assert confident and all(float(h["confidence"]) >= floor for h in confident)  # type: ignore[arg-type]
     assert len(confident) == sum(float(h["confidence"]) >= floor for h in photos)  # type: ignore[arg-type]
 
-    dated = sorted(str(h["captured_at"]) for h in photos if h["captured_at"])
+    # A file's date is its capture time, else its modification time (the undated files here
+    # were written today: after every capture).
+    assert all(h["taken_at"] == (h["captured_at"] or h["taken_at"]) for h in everything)
+    assert all(h["taken_at"] for h in everything)
+    undated = [h for h in everything if not h["captured_at"]]
+    assert undated and all(
+        str(h["taken_at"]) > max(str(p["captured_at"]) for p in photos if p["captured_at"])
+        for h in undated
+    )
+    dated = sorted(str(h["taken_at"]) for h in everything)
     middle = date.fromisoformat(dated[len(dated) // 2][:10])
-    after = _search(url, taken_after=middle)
-    before = _search(url, taken_before=middle)
-    assert all(str(h["captured_at"])[:10] >= str(middle) for h in after)
-    assert all(str(h["captured_at"])[:10] <= str(middle) for h in before)
-    assert len(after) + len(before) >= len(dated)
-    assert [h["captured_at"] for h in after] == sorted(
-        (h["captured_at"] for h in after), reverse=True
-    )  # newest first
+    after = _search(url, taken_after=middle, limit=1000)
+    before = _search(url, taken_before=middle, limit=1000)
+    assert after and all(str(h["taken_at"])[:10] >= str(middle) for h in after)
+    assert before and all(str(h["taken_at"])[:10] <= str(middle) for h in before)
+    assert len(after) + len(before) >= len(everything)
+    newest_first = [(h["taken_at"], h["id"]) for h in everything]
+    assert newest_first == sorted(newest_first, reverse=True)
 
     anchor = next(h for h in photos if h["latitude"] is not None)
     lat, lon = float(anchor["latitude"]), float(anchor["longitude"])  # type: ignore[arg-type]
@@ -87,6 +96,39 @@ def test_filters_agree_with_the_stored_facts(indexed: tuple[str, Path]) -> None:
     assert len(_search(url, limit=3)) == 3
 
 
+@pytest.mark.parametrize(
+    "filters",
+    [
+        {"limit": 4},
+        {"limit": 4, "media": "image"},
+        {"limit": 2, "status": "error"},
+        {"limit": 3, "path_contains": "coast campaign"},
+        {"limit": 3, "camera": "landscapesynth", "taken_before": date(2020, 1, 1)},
+        {"limit": 2, "taken_after": date(2019, 6, 1), "min_confidence": 0.0},
+    ],
+)
+def test_a_small_window_gives_the_same_page_as_the_whole_index(
+    indexed: tuple[str, Path], monkeypatch: pytest.MonkeyPatch, filters: dict[str, object]
+) -> None:
+    """The newest-files window is a shortcut, never a different answer: with a
+    window of 3 files most pages fall back to the whole index, some are served from it."""
+    url, _ = indexed
+    whole = _search(url, **filters)
+    monkeypatch.setattr(repository, "_WINDOW", 3)
+    assert _search(url, **filters) == whole
+
+
+def test_explain_shows_each_statement_search_may_run(indexed: tuple[str, Path]) -> None:
+    url, _ = indexed
+    engine = open_index(url, create=False)
+    with session_factory(engine)() as session:
+        plans = repository.explain(session, SearchFilters(label="forest", limit=60))
+        near = repository.explain(session, SearchFilters(near=(45.0, 5.0, 10.0)))
+    # The window, then the whole index; a circle is read on until the page is full.
+    assert len(plans) == 2 and len(near) == 1
+    assert all("files" in plan for plan in plans)
+
+
 def test_haversine_known_distance() -> None:
     paris, london = (48.8566, 2.3522), (51.5074, -0.1278)
     assert haversine_km(*paris, *london) == pytest.approx(343.5, abs=1.0)
@@ -94,7 +136,7 @@ def test_haversine_known_distance() -> None:
 
 
 def test_index_and_search_as_a_user(run_cli: Run, tmp_path: Path, tiny_run: Path) -> None:
-    root = _archive(tmp_path / "archive", per_class=2)
+    root = build_archive(tmp_path / "archive", ArchiveSpec(per_class=2, size=64, seed=7)).root
     url = f"sqlite:///{tmp_path / 'cli.db'}"
     first = run_cli("index", root, "--db", url, "--model", tiny_run / "bundle", "--json")
     assert first.code == 0, first.err

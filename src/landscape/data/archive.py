@@ -23,7 +23,7 @@ from landscape.errors import UserError
 
 from .synth import CLASSES, SynthSpec, generate_dataset
 
-__all__ = ["CAMPAIGNS", "ArchiveSpec", "SyntheticArchive", "build_archive"]
+__all__ = ["CAMPAIGNS", "ODD_FILES", "ArchiveSpec", "SyntheticArchive", "build_archive"]
 
 #: Campaign folders the photos are spread over, in turn (one is nested, as shares often are).
 CAMPAIGNS: tuple[str, ...] = (

@@ -49,10 +49,10 @@ _NOT_DURABLE = {
     "fsync": "off",
     "synchronous_commit": "off",
     "full_page_writes": "off",
+    "shared_buffers": "32MB",  # many test databases, little data each
 }
 _SETTINGS = {
     "max_connections": "100",
-    "shared_buffers": "32MB",
     "timezone": "UTC",
 }
 
@@ -173,8 +173,8 @@ class PostgresServer:
 
     ``install``: the binaries to use (default: :func:`find_install`). ``copy_binaries``:
     ``None`` copies them only when the OS user cannot use them in place; ``True``/``False``
-    force it. ``durable``: keep PostgreSQL's fsync and synchronous commits (benchmarks that
-    compare with SQLite's durable commits); off by default, for speed.
+    force it. ``durable``: keep PostgreSQL's defaults for fsync, synchronous commits and shared
+    buffers (benchmarks that compare with SQLite's durable commits); off by default, for speed.
     """
 
     role: str = _ROLE

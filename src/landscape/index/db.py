@@ -39,6 +39,7 @@ __all__ = [
     "schema_status",
     "session_factory",
     "upgrade",
+    "write_error",
     "writer_lock",
 ]
 
@@ -119,11 +120,49 @@ def make_engine(url: str | None = None) -> Engine:
     return engine
 
 
+# Driver messages (SQLite, psycopg) and errno names of the failures a user fixes on the machine.
+_FULL = ("database or disk is full", "disk i/o error", "no space left", "file too large")
+_DENIED = ("readonly database", "read-only", "permission denied", "unable to open database")
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(getattr(exc, "orig", None) or exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 def _connect_error(url: str, exc: SQLAlchemyError) -> DatabaseError:
-    reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0] if str(exc) else type(exc)
+    reason = _reason(exc)
+    if any(marker in reason.lower() for marker in _FULL):
+        return write_error(url, exc)
     return DatabaseError(
         f"cannot open the database {_redacted(url)}: {reason}",
         fix="check the URL, that the server runs and that you may write there",
+    )
+
+
+def write_error(url: str, exc: BaseException) -> DatabaseError:
+    """The one-line error for a write that failed: disk full (or a file-size limit), no
+    permission, or anything else the database said. Every batch is one transaction, so what
+    was committed before stays and the failed batch is redone by the next run."""
+    reason = _reason(exc)
+    lowered = reason.lower()
+    where = _redacted(url)
+    if any(marker in lowered for marker in _FULL):
+        return DatabaseError(
+            f"the disk is full (or a file-size limit was reached) writing the database {where}: "
+            f"{reason}",
+            fix="free some space and run the command again; nothing committed was lost and the "
+            "interrupted batch is redone",
+        )
+    if any(marker in lowered for marker in _DENIED):
+        return DatabaseError(
+            f"no permission to write the database {where}: {reason}",
+            fix="make the file and its folder writable for this user, or choose another --db",
+        )
+    return DatabaseError(
+        f"writing the database {where} failed: {reason}",
+        fix="check the server and the disk, then run the command again (nothing committed was "
+        "lost)",
     )
 
 
@@ -177,17 +216,18 @@ def _refuse_newer(engine: Engine, revision: str | None) -> None:
         )
 
 
-def upgrade(engine: Engine) -> str:
-    """Migrate the database to the newest revision (creating the schema); return it."""
+def upgrade(engine: Engine, revision: str = "head") -> str:
+    """Migrate the database to ``revision`` (default: the newest; creating the schema);
+    return the revision it is at."""
     from alembic import command
 
     _refuse_newer(engine, current_revision(engine))
     try:
         with engine.begin() as connection:
-            command.upgrade(_alembic_config(connection), "head")
+            command.upgrade(_alembic_config(connection), revision)
     except SqlDatabaseError as exc:
         raise _connect_error(str(engine.url), exc) from exc
-    return head_revision()
+    return head_revision() if revision == "head" else revision
 
 
 @dataclass(frozen=True)
@@ -229,6 +269,9 @@ def open_index(url: str | None = None, *, create: bool = True) -> Engine:
     PostgreSQL; on SQLite each runs in one transaction). A newer one is refused.
     """
     engine = make_engine(url)
+    sqlite_file = _sqlite_path(str(engine.url))
+    if sqlite_file is not None:
+        _probe(sqlite_file, write=create)
     if create:
         upgrade(engine)
         return engine
@@ -241,6 +284,23 @@ def open_index(url: str | None = None, *, create: bool = True) -> Engine:
             fix="run `landscape db upgrade`",
         )
     return engine
+
+
+def _probe(path: Path, *, write: bool) -> None:
+    """Open the SQLite file as the run will, so a permission problem is named as one (SQLite
+    itself only says "unable to open database file")."""
+    try:
+        with open(path, "ab" if write else "rb"):
+            pass
+    except FileNotFoundError:
+        return  # reading a database that does not exist: the schema check says what to do
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise DatabaseError(
+            f"cannot {'write' if write else 'read'} the database file ({reason})",
+            path=path,
+            fix="make the file and its folder accessible to this user, or choose another --db",
+        ) from exc
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:

@@ -14,20 +14,23 @@ run finished, and the next run completes an unfinished one.
 
 from __future__ import annotations
 
+import errno
 import os
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from itertools import chain
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, func, select, text
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
-from .db import session_factory, writer_lock
+from .db import session_factory, write_error, writer_lock
 from .registry import register_bundle
 from .sandbox import Outcome, Sandbox
 from .scanner import FoundFile, RootError, WalkProblem, check_root, count_files, walk
@@ -270,6 +273,14 @@ def _file_row(
     return row, "new"
 
 
+def _taken_at(facts: dict[str, Any] | None, mtime_ns: int) -> datetime:
+    """What a file sorts by: its capture time, else its modification time (UTC, naive)."""
+    captured = (facts or {}).get("captured_at")
+    if isinstance(captured, datetime):
+        return captured
+    return datetime.fromtimestamp(mtime_ns / 1e9, UTC).replace(tzinfo=None)
+
+
 def _write(
     run: _Run,
     session: Session,
@@ -311,6 +322,9 @@ def _write(
         row.status, row.error = ("error", result.error) if result.error else ("ok", None)
         if not result.same_content:
             row.indexed_at = now
+            row.taken_at = _taken_at(result.facts, job.mtime_ns)
+        elif row.taken_at is None:
+            row.taken_at = _taken_at(None, job.mtime_ns)
         written.append((i, row))
         if i in classified:
             run.summary.labels[classified[i].label] += 1
@@ -338,8 +352,8 @@ def _write(
         run.summary.outcomes["failed"] += 1
         run.summary.problems.append((job.relative_path, f"{failed.kind}: {failed.error}"))
     session.commit()
-    failed = run.summary.outcomes["failed"]
-    run.advance(len(items), note=f"{failed} failed" if failed else None)
+    so_far = run.summary.outcomes["failed"]
+    run.advance(len(items), note=f"{so_far} failed" if so_far else None)
 
 
 def _quarantine(session: Session, job: FileJob, outcome: Outcome[Any], now: Any) -> None:
@@ -354,6 +368,7 @@ def _quarantine(session: Session, job: FileJob, outcome: Outcome[Any], now: Any)
         )
         session.add(row)
     row.size, row.mtime_ns, row.last_seen_at = job.size, job.mtime_ns, now
+    row.taken_at = row.taken_at or _taken_at(None, job.mtime_ns)
     row.status = "quarantined"
     row.error = f"{outcome.kind}: {outcome.error}"[:500]
 
@@ -412,10 +427,26 @@ def run_index(
     """Index ``roots`` into ``engine``'s database with ``predictor`` (``None``: metadata only).
 
     Holds the writer lock for the whole run; raises :class:`RootError` for a missing root or
-    one that looks unmounted (see ``allow_empty``). Bad files never stop the run: they are
-    recorded (``error``, ``quarantined``) and listed in the summary.
+    one that looks unmounted (see ``allow_empty``), :class:`~.db.DatabaseError` when the
+    database cannot be written (disk full, no permission: the batches committed before stay).
+    Bad files never stop the run: they are recorded (``error``, ``quarantined``) and listed in
+    the summary.
     """
-    options = options or IndexOptions()
+    try:
+        return _run_index(engine, roots, predictor, options or IndexOptions(), progress)
+    except (OperationalError, OSError) as exc:
+        if isinstance(exc, OSError) and exc.errno not in (errno.ENOSPC, errno.EFBIG, errno.EROFS):
+            raise
+        raise write_error(str(engine.url), exc) from exc
+
+
+def _run_index(
+    engine: Engine,
+    roots: Sequence[Path],
+    predictor: Any,
+    options: IndexOptions,
+    progress: ProgressFactory | None,
+) -> IndexSummary:
     resolved = [check_root(r) for r in roots]
     model_id = predictor.model_id if predictor is not None else None
     summary = IndexSummary(model_id=model_id)
@@ -468,6 +499,10 @@ def run_index(
             scan.state, scan.finished_at = "finished", utcnow()
             scan.counts = summary.to_dict()
             session.commit()
+            if engine.dialect.name == "sqlite":
+                # Statistics for the planner where they are stale (SQLite's own advice after
+                # large changes); PostgreSQL's autovacuum does this by itself.
+                session.execute(text("PRAGMA optimize"))
     return summary
 
 

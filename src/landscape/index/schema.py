@@ -103,6 +103,7 @@ class File(Base):
         UniqueConstraint("root_id", "relative_path"),
         Index(None, "content_hash"),
         Index(None, "status", "media_type"),
+        Index(None, "taken_at", "id"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -118,6 +119,9 @@ class File(Base):
     first_seen_at: Mapped[datetime] = mapped_column(_TS, default=utcnow)
     last_seen_at: Mapped[datetime] = mapped_column(_TS, default=utcnow)
     indexed_at: Mapped[datetime | None] = mapped_column(_TS)
+    #: what "newest first" and date filters use: the capture time (the camera's wall clock)
+    #: when the file has one, else its modification time in UTC; both naive
+    taken_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=False))
 
     root: Mapped[Root] = relationship(back_populates="files")
     media: Mapped[MediaMetadata | None] = relationship(
