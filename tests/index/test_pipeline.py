@@ -32,6 +32,14 @@ def _archive(root: Path, per_class: int = 3) -> Path:
     return build_archive(root, ArchiveSpec(per_class=per_class, size=64, seed=7)).root
 
 
+def _index_command(root: Path, db: Path, bundle: Path) -> list[str]:
+    """``landscape index`` as a user runs it, in a process of its own (to kill, freeze, cap)."""
+    return [
+        sys.executable, "-m", "landscape", "index", str(root), "--db", f"sqlite:///{db}",
+        "--model", str(bundle), "--workers", "1", "--no-progress",
+    ]  # fmt: skip
+
+
 def _count(url: str, model: type) -> int:
     engine = open_index(url, create=False)
     with session_factory(engine)() as s:
@@ -193,9 +201,7 @@ def test_kill_9_mid_run_then_rerun_indexes_every_file_exactly_once(
     # Enough files for several write batches: the kill must land before the last one.
     root = _archive(tmp_path / "archive", per_class=40)
     db = tmp_path / "crash.db"
-    url = f"sqlite:///{db}"
-    args = [sys.executable, "-m", "landscape", "index", str(root), "--db", url]
-    args += ["--model", str(bundle), "--workers", "1", "--no-progress"]
+    args = _index_command(root, db, bundle)
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 240
     written = 0
@@ -232,7 +238,8 @@ def test_kill_9_mid_run_then_rerun_indexes_every_file_exactly_once(
         ).fetchall()
         assert dupes == []
         assert con.execute("SELECT state FROM scans").fetchall() == [("finished",)]
-    assert _count(url, Prediction) == len(list(root.rglob("*_0*.jpg"))) + 1  # + plain.png
+    photos = len(list(root.rglob("*_0*.jpg"))) + 1  # + plain.png
+    assert _count(f"sqlite:///{db}", Prediction) == photos
 
 
 def _limited_fsize(limit: int) -> Callable[[], None]:
@@ -249,11 +256,9 @@ def test_disk_full_mid_run_is_one_line_and_loses_nothing(tmp_path: Path, bundle:
     exit 1 with one line, the committed batches intact, and a re-run completes the scan."""
     root = _archive(tmp_path / "archive", per_class=12)
     db = tmp_path / "full.db"
-    url = f"sqlite:///{db}"
-    open_index(url).dispose()  # the schema fits; the batches will not
+    open_index(f"sqlite:///{db}").dispose()  # the schema fits; the batches will not
     total = len([p for p in root.rglob("*") if p.is_file()])
-    args = [sys.executable, "-m", "landscape", "index", str(root), "--db", url]
-    args += ["--model", str(bundle), "--workers", "1", "--no-progress"]
+    args = _index_command(root, db, bundle)
     limit = db.stat().st_size + 96 * 1024
     full = subprocess.run(
         args, capture_output=True, text=True, timeout=300, preexec_fn=_limited_fsize(limit)
@@ -278,9 +283,7 @@ def test_a_second_index_process_is_refused_while_the_first_runs(
 ) -> None:
     root = _archive(tmp_path / "archive", per_class=20)
     db = tmp_path / "busy.db"
-    url = f"sqlite:///{db}"
-    args = [sys.executable, "-m", "landscape", "index", str(root), "--db", url]
-    args += ["--model", str(bundle), "--workers", "1", "--no-progress"]
+    args = _index_command(root, db, bundle)
     first = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 120

@@ -159,21 +159,17 @@ def _query(filters: SearchFilters, model_id: str | None) -> Select:
             MediaMetadata.longitude.between(lon_min, lon_max),
         ]
     if filters.place is not None:
-        like = f"%{filters.place.lower()}%"
         conditions.append(
-            or_(
-                func.lower(MediaMetadata.place_city).like(like),
-                func.lower(MediaMetadata.place_region).like(like),
-                func.lower(MediaMetadata.place_country).like(like),
+            _contains_any(
+                filters.place,
+                MediaMetadata.place_city,
+                MediaMetadata.place_region,
+                MediaMetadata.place_country,
             )
         )
     if filters.camera is not None:
-        like = f"%{filters.camera.lower()}%"
         conditions.append(
-            or_(
-                func.lower(MediaMetadata.camera_model).like(like),
-                func.lower(MediaMetadata.camera_make).like(like),
-            )
+            _contains_any(filters.camera, MediaMetadata.camera_model, MediaMetadata.camera_make)
         )
     if filters.media is not None:
         conditions.append(File.media_type == filters.media)
@@ -187,6 +183,11 @@ def _query(filters: SearchFilters, model_id: str | None) -> Select:
 
 
 _NEWEST_FIRST = (File.taken_at.desc(), File.id.desc())
+
+
+def _contains_any(text: str, *columns: Any) -> Any:
+    """``text`` in any of ``columns``, ignoring case (LIKE wildcards in ``text`` escaped)."""
+    return or_(*(func.lower(c).contains(text.lower(), autoescape=True) for c in columns))
 
 
 def _date_range(filters: SearchFilters) -> list[Any]:
