@@ -357,6 +357,20 @@ def test_the_initializer_runs_once_per_worker(tmp_path: Path) -> None:
     assert {str(o.value[0]) for _, o in results} <= set(started)
 
 
+def test_without_prestart_no_worker_starts_until_there_is_an_item(tmp_path: Path) -> None:
+    log = tmp_path / "init.log"
+    init = {"initializer": targets.remember_init, "initargs": (str(log), "loaded")}
+    with Sandbox(workers=2, prestart=False, **init) as idle:  # type: ignore[arg-type]
+        assert _run_all(idle, targets.square, []) == []
+        time.sleep(0.3)
+        assert not log.exists()
+        assert [o.value for _, o in _run_all(idle, targets.square, [3])] == [9]
+    assert 1 <= len(log.read_text().split()) <= 2
+    eager_log = tmp_path / "eager.log"
+    with Sandbox(workers=1, initializer=targets.remember_init, initargs=(str(eager_log), "x")):
+        assert _wait_until(eager_log.exists, 10)  # started on entry, no item needed
+
+
 def test_workers_are_replaced_after_max_tasks() -> None:
     with Sandbox(workers=1, max_tasks_per_worker=2) as sandbox:
         results = _run_all(sandbox, targets.pid_of, list(range(6)))

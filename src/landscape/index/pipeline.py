@@ -473,6 +473,7 @@ def _run_index(
                 # A replaced worker (after a timeout, a crash, or every 500 files) then starts
                 # in milliseconds; workers never import torch (see landscape.index.work).
                 preload=("numpy", "PIL.Image", "landscape.index.work"),
+                prestart=False,  # a re-run with nothing to read starts no worker
             ) as sandbox:
                 jobs = chain.from_iterable(
                     _plan(run, root_id, path, session) for root_id, path in roots_by_id.items()

@@ -128,7 +128,9 @@ class Sandbox:
     yet. The forkserver and multiprocessing's resource tracker are helper processes that live as
     long as this process does; the workers do not outlive :meth:`close`, and they die with this
     process even if it is killed (see ``_die_with_parent``). ``start_timeout`` bounds a worker's
-    start, initializer included.
+    start, initializer included. ``prestart``: start the workers on entering the ``with``
+    (default) rather than when the first item arrives — a caller that may have nothing to do
+    (a re-run over an unchanged tree) starts none.
 
     Use as a context manager; closing kills busy workers and reaps every worker.
     """
@@ -145,6 +147,7 @@ class Sandbox:
         start_method: StartMethod = "forkserver",
         preload: Sequence[str] = (),
         start_timeout: float = 300.0,
+        prestart: bool = True,
     ):
         if workers < 0:
             raise ValueError(f"workers must be >= 0, got {workers}")
@@ -163,6 +166,7 @@ class Sandbox:
         self.memory_mb = memory_mb
         self.max_tasks_per_worker = max_tasks_per_worker
         self.start_timeout = float(start_timeout)
+        self.prestart = prestart
         self._initializer = initializer
         self._initargs = initargs
         self._ctx = multiprocessing.get_context(start_method)
@@ -182,8 +186,9 @@ class Sandbox:
 
     def __enter__(self) -> Sandbox:
         self._check_open()
-        # Start now so the initializers (model loading) overlap with the caller's own setup.
-        self._fill()
+        if self.prestart:
+            # Start now so the initializers (model loading) overlap with the caller's setup.
+            self._fill()
         return self
 
     def __exit__(self, *exc_info: object) -> None:
