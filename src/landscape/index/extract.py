@@ -460,7 +460,7 @@ def _prepare(path: Path) -> None:
         raise ImageDecodeError(
             f"{fmt} images need the pillow-heif package",
             path=path,
-            fix="pip install pillow-heif",
+            fix="pip install 'landscape[heif]' (or pillow-heif)",
         )
 
 

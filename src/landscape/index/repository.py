@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Select, and_, func, or_, select
+from sqlalchemy import Select, and_, func, or_, select, text
 from sqlalchemy.orm import Session, aliased
 
 from .schema import File, MediaMetadata, Model, Prediction, Root
@@ -250,8 +250,6 @@ def search(session: Session, filters: SearchFilters) -> list[SearchHit]:
 def explain(session: Session, filters: SearchFilters) -> list[str]:
     """The database's plan for each statement :func:`search` may run for ``filters``, in the
     order it tries them (``EXPLAIN QUERY PLAN`` on SQLite, ``EXPLAIN`` on PostgreSQL)."""
-    from sqlalchemy import text
-
     sqlite = session.get_bind().dialect.name == "sqlite"
     plans = []
     for attempt in _attempts(session, filters):
