@@ -241,7 +241,12 @@ def test_dataset_normalisation_travels_in_the_bundle(synth_small: Path, tmp_path
     assert bundle.preprocessing.mean == pytest.approx(tuple(mean))
     assert bundle.preprocessing.std == pytest.approx(tuple(std))
     predictor = Predictor.from_bundle(result.bundle)
-    assert predictor.transform.transforms[-1].mean == list(bundle.preprocessing.mean)
+    # A flat grey image comes out of the predictor's preprocessing as (v/255 - mean) / std.
+    from PIL import Image
+
+    grey = predictor.transform(Image.new("RGB", (64, 48), (128, 128, 128)))
+    expected = [(128 / 255 - m) / s for m, s in zip(mean, std, strict=True)]
+    assert grey.mean(dim=(1, 2)).tolist() == pytest.approx(expected, rel=1e-4)
 
 
 def _tensorboard_scalars(event_file: Path) -> dict[str, list[float]]:
