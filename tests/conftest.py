@@ -122,6 +122,34 @@ def tiny_run(synth_small: Path, tmp_path_factory: pytest.TempPathFactory) -> Pat
     return out
 
 
+@pytest.fixture(scope="session")
+def scene_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A run that tells the synthetic classes apart well (packaged EfficientNet-Lite0, frozen,
+    logistic regression; ~20 s), for tests whose truth depends on correct labels (timelines)."""
+    from landscape.config import load_train_config
+    from landscape.data.synth import SynthSpec, generate_dataset
+    from landscape.train.trainer import fit
+
+    data = tmp_path_factory.mktemp("scenes") / "data"
+    generate_dataset(data, SynthSpec(per_class=16, size=160, seed=1))
+    out = tmp_path_factory.mktemp("runs") / "scenes"
+    cfg = load_train_config(
+        None,
+        {
+            "data": str(data),
+            "out": str(out),
+            "backbone": "efficientnet_lite0",
+            "weights": "packaged",
+            "policy": "frozen",
+            "head": {"kind": "logreg", "C": 1.0},
+            "progress": False,
+            "num_workers": 0,
+        },
+    )
+    fit(cfg)
+    return out
+
+
 @dataclass
 class OddImages:
     rgb_exif: Path

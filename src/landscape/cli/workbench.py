@@ -21,16 +21,25 @@ from ._options import (
 )
 from ._output import console, err_console, print_json
 
+_VIDEO_SUFFIXES = frozenset(
+    {".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".ts", ".mts", ".m2ts", ".mpg", ".mpeg"}
+)
+
 
 def _collect_images(paths: list[Path]) -> list[Path]:
     from landscape.data.io import is_image_path
 
+    def wanted(path: Path) -> bool:
+        return is_image_path(path) or path.suffix.lower() in _VIDEO_SUFFIXES
+
     files: list[Path] = []
     for path in paths:
         if path.is_dir():
-            found = sorted(p for p in path.rglob("*") if p.is_file() and is_image_path(p))
+            found = sorted(p for p in path.rglob("*") if p.is_file() and wanted(p))
             if not found:
-                raise UserError("folder holds no images", path=path, fix="pass image files")
+                raise UserError(
+                    "folder holds no images or videos", path=path, fix="pass image or video files"
+                )
             files.extend(found)
         elif path.is_file():
             files.append(path)
@@ -113,17 +122,62 @@ def _score_line(metrics: dict[str, Any]) -> str:
     return " ".join(parts)
 
 
+def _is_video(path: Path) -> bool:
+    from landscape.index.sniff import sniff_file
+
+    try:
+        return sniff_file(path).media_type == "video"
+    except OSError:
+        return False  # unreadable: the image path reports it
+
+
+def _video_row(predictor: Any, path: Path, every: float, min_segment: float) -> dict[str, Any]:
+    from landscape.inference.video import VideoError, classify_video
+
+    try:
+        timeline = classify_video(predictor, path, every=every, min_segment=min_segment)
+    except VideoError as exc:
+        return {"path": str(path), "media": "video", "error": str(exc)}
+    return {"path": str(path), "media": "video", **timeline.to_dict()}
+
+
+def _print_video(row: dict[str, Any]) -> None:
+    from landscape.inference.video import format_time
+
+    share = f"{row['dominant_share']:.0%} of {format_time(row['duration'])}"
+    console.print(f"{row['path']}: [bold]{row['dominant']}[/] (dominant, {share})", soft_wrap=True)
+    for seg in row["segments"]:
+        flag = " [yellow](unknown)[/]" if seg["is_unknown"] else ""
+        console.print(
+            f"  {format_time(seg['start'])}–{format_time(seg['end'])}  "
+            f"{seg['label']} {seg['confidence']:.2f}{flag}"
+        )
+
+
 def predict(
     bundle: Path = typer.Argument(..., help="Model bundle (folder or .landscape)."),
-    paths: list[Path] = typer.Argument(..., help="Image files or folders."),
+    paths: list[Path] = typer.Argument(..., help="Image or video files, or folders."),
     batch_size: BatchSizeOption = 32,
     top: Annotated[int, typer.Option("--top", min=1, help="Classes shown per image.")] = 3,
+    every: Annotated[
+        float, typer.Option("--every", min=0.05, help="Videos: seconds between sampled frames.")
+    ] = 1.0,
+    min_segment: Annotated[
+        float,
+        typer.Option(
+            "--min-segment", min=0, help="Videos: shorter segments join their neighbours (s)."
+        ),
+    ] = 2.0,
     as_json: JsonOption = False,
     backend: BackendOption = "torch",
 ) -> None:
-    """Classify images with a model bundle; prints label, confidence and top-k.
+    """Classify images, and give videos a timeline of landscape segments.
 
-    Example: `landscape predict runs/demo/bundle photos/ --json`
+    An image gets its label, confidence and top-k; a video (told from its bytes) gets segments
+    (`00:00–00:04 coast 0.93 …`) and its dominant label; `--json` gives `segments` and
+    `dominant` for each video.
+
+    Example: `landscape predict runs/demo/bundle photos/ clip.mp4 --json`
     """
     from landscape.data.io import open_image
     from landscape.errors import ImageDecodeError
@@ -134,6 +188,9 @@ def predict(
     rows: list[dict[str, Any]] = []
     good: list[tuple[Path, Any]] = []
     for file in files:
+        if _is_video(file):
+            rows.append(_video_row(predictor, file, every, min_segment))
+            continue
         try:
             good.append((file, open_image(file)))
         except ImageDecodeError as exc:
@@ -150,15 +207,18 @@ def predict(
         for row in rows:
             if "error" in row:
                 err_console.print(f"[red]skipped[/] {row['error']}")
-                continue
-            tops = "  ".join(f"{c} {p:.2f}" for c, p in row["top"])
-            flag = " [yellow](unknown)[/]" if row["is_unknown"] else ""
-            console.print(
-                f"{row['path']}: [bold]{row['label']}[/] {row['confidence']:.3f}{flag}  | {tops}",
-                soft_wrap=True,
-            )
+            elif row.get("media") == "video":
+                _print_video(row)
+            else:
+                tops = "  ".join(f"{c} {p:.2f}" for c, p in row["top"])
+                flag = " [yellow](unknown)[/]" if row["is_unknown"] else ""
+                console.print(
+                    f"{row['path']}: [bold]{row['label']}[/] {row['confidence']:.3f}{flag}  "
+                    f"| {tops}",
+                    soft_wrap=True,
+                )
     if rows and all("error" in r for r in rows):
-        raise UserError("no image could be decoded", fix="check the files")
+        raise UserError("no image or video could be decoded", fix="check the files")
 
 
 # Commands living in their own module ``landscape.cli.<module>`` as function ``<attr>``.

@@ -1,0 +1,518 @@
+"""A landscape *timeline* for a video: sampled frames → batched predictions → smoothed segments.
+
+Footage pans from coast to desert, a flight crosses forest then mountains: one label per video
+(what photo managers do) is wrong for it. :func:`classify_video` samples a frame every
+``every`` seconds, plus the first frame after each scene cut found among the frames decoded
+anyway, classifies them in batches through the :class:`~landscape.inference.predictor.Predictor`
+with the bundle's own preprocessing (the image path's :func:`~landscape.data.transforms.resize_crop`
+and :func:`~landscape.data.transforms.normalize`), and turns the per-sample probabilities into
+segments.
+
+**Sampling.** ``strategy="seek"`` (default) reads the keyframe positions from the container's
+packets (no decoding), then decodes forward from the current position while the next sample is
+before the next keyframe, and seeks only when a keyframe lies between: never more decoding than
+reading everything, often much less (x264 puts a keyframe at every cut and at least every 10 s;
+phones every second). ``"decode"`` decodes every frame in order; it is the fallback when the
+container cannot seek (raw MPEG streams, a broken index). ``benchmarks/bench_video.py``
+measures both.
+
+**Smoothing: Viterbi with a switching cost**, not a moving average. The label path maximises
+Σ log p(label at sample) − ``switch_cost`` × (number of label changes): a single odd frame
+(a cloud, a blurred pan) cannot open a segment unless the evidence outweighs the cost, and a
+real change lands exactly where the evidence changes — a moving average would blur and delay
+every boundary by half its window. Segments shorter than ``min_segment`` seconds are then
+merged into the neighbour that explains their frames best; the open-set "unknown" threshold
+applies per segment (to its mean confidence); the dominant label is the one covering the most
+time.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from PIL import Image
+
+from landscape.data.transforms import normalize, resize_crop
+from landscape.errors import UserError
+
+__all__ = [
+    "SampledFrame",
+    "Segment",
+    "Strategy",
+    "Timeline",
+    "VideoError",
+    "classify_video",
+    "format_time",
+    "sample_frames",
+    "smooth_labels",
+]
+
+Strategy = Literal["seek", "decode"]
+
+# Mean absolute difference (0–255) between 32×18 grey thumbnails of consecutive decoded frames
+# above which the second one starts a new shot. A pan moves a few levels; a cut, tens.
+_CUT_THRESHOLD = 28.0
+_THUMB = (32, 18)
+_EPS = 1e-6
+
+
+class VideoError(UserError):
+    """A video cannot be opened or holds nothing to classify."""
+
+
+@dataclass(frozen=True)
+class SampledFrame:
+    """One frame to classify: its time in seconds, the picture, and whether a cut opened it."""
+
+    time: float
+    image: Image.Image = field(repr=False)
+    cut: bool = False
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A stretch of video with one label."""
+
+    start: float
+    end: float
+    label: str
+    confidence: float
+    probabilities: dict[str, float]
+    is_unknown: bool
+    samples: int
+    #: the sample most typical of the segment (highest probability of its label)
+    keyframe_time: float
+    embedding: np.ndarray | None = field(default=None, repr=False, compare=False)
+    keyframe: Image.Image | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def duration(self) -> float:
+        """Seconds."""
+        return self.end - self.start
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form (without the embedding and the keyframe picture)."""
+        return {
+            "start": round(self.start, 3),
+            "end": round(self.end, 3),
+            "label": self.label,
+            "confidence": self.confidence,
+            "probabilities": self.probabilities,
+            "is_unknown": self.is_unknown,
+            "samples": self.samples,
+            "keyframe_time": round(self.keyframe_time, 3),
+        }
+
+
+@dataclass(frozen=True)
+class Timeline:
+    """A video's segments and its dominant label (the one covering the most time)."""
+
+    duration: float
+    segments: tuple[Segment, ...]
+    dominant: str
+    dominant_share: float
+    samples: int
+    cuts: int
+    model_id: str
+    strategy: Strategy
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {
+            "duration": round(self.duration, 3),
+            "dominant": self.dominant,
+            "dominant_share": round(self.dominant_share, 4),
+            "segments": [s.to_dict() for s in self.segments],
+            "samples": self.samples,
+            "cuts": self.cuts,
+            "model_id": self.model_id,
+            "strategy": self.strategy,
+        }
+
+
+def format_time(seconds: float) -> str:
+    """``mm:ss`` (``h:mm:ss`` from an hour), as a timeline shows it."""
+    whole = round(seconds)
+    hours, rest = divmod(whole, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes:02d}:{secs:02d}"
+
+
+# --------------------------------------------------------------------------------------------
+# Sampling
+
+
+def _open(path: Path) -> tuple[Any, Any]:
+    import av
+
+    try:
+        container = av.open(str(path))
+    except (av.error.FFmpegError, OSError, UnicodeDecodeError) as exc:
+        raise VideoError(
+            f"not a readable video ({_reason(exc)})", path=path, fix="remove or replace the file"
+        ) from exc
+    if not container.streams.video:
+        container.close()
+        raise VideoError("has no video stream", path=path, fix="nothing to classify in it")
+    stream = container.streams.video[0]
+    stream.thread_type = "AUTO"  # frame and slice threads: decoding is most of the work
+    return container, stream
+
+
+def _reason(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text[:200] if text else type(exc).__name__
+
+
+def _duration(container: Any, stream: Any) -> float | None:
+    if stream.duration is not None and stream.time_base is not None:
+        return float(stream.duration * stream.time_base)
+    if container.duration is not None:
+        return container.duration / 1_000_000
+    return None
+
+
+def _keyframes(path: Path) -> list[float] | None:
+    """Times of the video's keyframes from its packets (no decoding); None when unknown."""
+    import av
+
+    try:
+        with av.open(str(path)) as container:
+            stream = container.streams.video[0]
+            start, unit = stream.start_time or 0, stream.time_base
+            if unit is None:
+                return None
+            times = [
+                float((packet.pts - start) * unit)
+                for packet in container.demux(stream)
+                if packet.is_keyframe and packet.pts is not None
+            ]
+    except (av.error.FFmpegError, OSError, IndexError):
+        return None
+    return sorted(times) or None
+
+
+def _picture(frame: Any) -> Image.Image:
+    image = frame.to_image()
+    rotation = getattr(frame, "rotation", 0) or 0
+    # The display matrix says how to show the picture (phones film sideways); PIL's rotate is
+    # counter-clockwise like the matrix's angle.
+    return image.rotate(rotation, expand=True) if rotation % 360 else image
+
+
+def _thumb(frame: Any) -> np.ndarray:
+    small = frame.reformat(width=_THUMB[0], height=_THUMB[1], format="gray")
+    return small.to_ndarray().astype(np.int16)
+
+
+def _frames(container: Any, stream: Any) -> Iterator[tuple[float, Any]]:
+    start = stream.start_time or 0
+    for frame in container.decode(stream):
+        if frame.pts is None:
+            continue
+        yield float((frame.pts - start) * stream.time_base), frame
+
+
+def sample_frames(
+    path: Path,
+    *,
+    every: float = 1.0,
+    scene_cuts: bool = True,
+    strategy: Strategy = "seek",
+) -> Iterator[SampledFrame]:
+    """The frames to classify, in time order: one every ``every`` seconds (the first frame at
+    or after each mark) and, with ``scene_cuts``, the first frame of each new shot found among
+    the frames decoded on the way. Raises :class:`VideoError` for a file that is not a video
+    or has no video stream; a file that breaks part-way ends the iteration where it broke
+    (raise happens only before the first frame)."""
+    import av
+
+    if not every > 0:
+        raise ValueError(f"every must be > 0 seconds, got {every}")
+    path = Path(path)
+    keyframes = _keyframes(path) if strategy == "seek" else None
+    container, stream = _open(path)
+    try:
+        yield from _sample(container, stream, every, scene_cuts, keyframes, path)
+    except av.error.FFmpegError:
+        return  # a truncated or corrupt tail: what decoded so far stands
+    finally:
+        container.close()
+
+
+def _sample(
+    container: Any,
+    stream: Any,
+    every: float,
+    scene_cuts: bool,
+    keyframes: list[float] | None,
+    path: Path,
+) -> Iterator[SampledFrame]:
+    target = 0.0
+    previous: np.ndarray | None = None
+    last_sampled: np.ndarray | None = None
+    position = -math.inf  # time of the last decoded frame
+    decoded = _frames(container, stream)
+    got_any = False
+    while True:
+        if keyframes is not None and _should_seek(keyframes, position, target):
+            start = stream.start_time or 0
+            container.seek(int(target / stream.time_base) + start, stream=stream, backward=True)
+            decoded = _frames(container, stream)
+            # Across a jump, the first frame (a keyframe: encoders put one at each cut) is
+            # compared with the last sample instead.
+            previous = last_sampled
+        try:
+            time, frame = next(decoded)
+        except StopIteration:
+            break
+        position = time
+        cut = False
+        thumb = None
+        if scene_cuts:
+            thumb = _thumb(frame)
+            cut = previous is not None and float(np.abs(thumb - previous).mean()) > _CUT_THRESHOLD
+            previous = thumb
+        if time + _EPS >= target or cut:
+            got_any = True
+            last_sampled = thumb
+            yield SampledFrame(time, _picture(frame), cut=cut)
+            if time + _EPS >= target:
+                target = (math.floor(time / every + _EPS) + 1) * every
+    if not got_any:
+        raise VideoError("has no video frames", path=path, fix="nothing to classify in it")
+
+
+def _should_seek(keyframes: list[float], position: float, target: float) -> bool:
+    """Seek when a keyframe lies after what was decoded and at or before the target: decoding
+    from it is shorter than decoding everything in between."""
+    i = bisect.bisect_right(keyframes, target + _EPS) - 1
+    return i >= 0 and keyframes[i] > position + _EPS
+
+
+# --------------------------------------------------------------------------------------------
+# Smoothing and segments
+
+
+def smooth_labels(log_probs: np.ndarray, switch_cost: float) -> np.ndarray:
+    """The label index per sample maximising Σ log p − ``switch_cost`` × changes (Viterbi)."""
+    n, k = log_probs.shape
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
+    score = log_probs[0].copy()
+    back = np.zeros((n, k), dtype=np.int64)
+    for t in range(1, n):
+        best = int(score.argmax())
+        switch = score[best] - switch_cost
+        stay_better = score >= switch
+        back[t] = np.where(stay_better, np.arange(k), best)
+        score = np.where(stay_better, score, switch) + log_probs[t]
+    path = np.zeros(n, dtype=np.int64)
+    path[-1] = int(score.argmax())
+    for t in range(n - 1, 0, -1):
+        path[t - 1] = back[t, path[t]]
+    return path
+
+
+@dataclass
+class _Run:
+    first: int  # sample indices [first, last]
+    last: int
+    label: int
+
+
+def _runs(path: np.ndarray) -> list[_Run]:
+    runs: list[_Run] = []
+    for i, label in enumerate(path.tolist()):
+        if runs and runs[-1].label == label:
+            runs[-1].last = i
+        else:
+            runs.append(_Run(i, i, int(label)))
+    return runs
+
+
+def _boundaries(
+    runs: list[_Run], times: np.ndarray, cuts: np.ndarray, duration: float
+) -> list[float]:
+    """Where each run starts: 0, then at a cut frame exactly, else half-way between samples."""
+    starts = [0.0]
+    for run in runs[1:]:
+        i = run.first
+        starts.append(float(times[i]) if cuts[i] else float(times[i - 1] + times[i]) / 2)
+    return [*starts, duration]
+
+
+def _merge_short(
+    runs: list[_Run], bounds: list[float], probs: np.ndarray, min_segment: float
+) -> tuple[list[_Run], list[float]]:
+    """Absorb runs shorter than ``min_segment`` into the neighbour whose label their samples
+    favour, shortest first, until none is left (or one run remains)."""
+    while len(runs) > 1:
+        lengths = [bounds[i + 1] - bounds[i] for i in range(len(runs))]
+        i = int(np.argmin(lengths))
+        if lengths[i] >= min_segment:
+            break
+        run = runs[i]
+        mean = probs[run.first : run.last + 1].mean(axis=0)
+        neighbours = [j for j in (i - 1, i + 1) if 0 <= j < len(runs)]
+        j = max(neighbours, key=lambda n: mean[runs[n].label])
+        keep, gone = (j, i)
+        lo, hi = min(keep, gone), max(keep, gone)
+        merged = _Run(runs[lo].first, runs[hi].last, runs[keep].label)
+        runs = [*runs[:lo], merged, *runs[hi + 1 :]]
+        bounds = [*bounds[: lo + 1], *bounds[hi + 1 :]]
+        # Neighbours that now share a label become one run.
+        k = 0
+        while k < len(runs) - 1:
+            if runs[k].label == runs[k + 1].label:
+                runs[k] = _Run(runs[k].first, runs[k + 1].last, runs[k].label)
+                del runs[k + 1]
+                del bounds[k + 1]
+            else:
+                k += 1
+    return runs, bounds
+
+
+def _segments(
+    times: np.ndarray,
+    cuts: np.ndarray,
+    probs: np.ndarray,
+    features: np.ndarray | None,
+    images: Sequence[Image.Image] | None,
+    duration: float,
+    classes: Sequence[str],
+    unknown_threshold: float | None,
+    switch_cost: float,
+    min_segment: float,
+) -> list[Segment]:
+    path = smooth_labels(np.log(np.clip(probs, 1e-9, 1.0)), switch_cost)
+    runs = _runs(path)
+    bounds = _boundaries(runs, times, cuts, duration)
+    runs, bounds = _merge_short(runs, bounds, probs, min_segment)
+    segments = []
+    for i, run in enumerate(runs):
+        rows = slice(run.first, run.last + 1)
+        mean = probs[rows].mean(axis=0)
+        confidence = float(mean[run.label])
+        best = run.first + int(probs[rows, run.label].argmax())
+        segments.append(
+            Segment(
+                start=bounds[i],
+                end=bounds[i + 1],
+                label=classes[run.label],
+                confidence=confidence,
+                probabilities={c: float(p) for c, p in zip(classes, mean, strict=True)},
+                is_unknown=unknown_threshold is not None and confidence < unknown_threshold,
+                samples=run.last - run.first + 1,
+                keyframe_time=float(times[best]),
+                embedding=features[rows].mean(axis=0) if features is not None else None,
+                keyframe=images[best] if images is not None else None,
+            )
+        )
+    return segments
+
+
+# --------------------------------------------------------------------------------------------
+# The whole video
+
+
+def classify_video(
+    predictor: Any,
+    path: Path,
+    *,
+    every: float = 1.0,
+    min_segment: float = 2.0,
+    switch_cost: float = 4.0,
+    scene_cuts: bool = True,
+    strategy: Strategy = "seek",
+    batch_size: int = 32,
+    keep_keyframes: bool = False,
+) -> Timeline:
+    """The timeline of ``path`` under ``predictor`` (see the module docstring).
+
+    ``keep_keyframes`` keeps each segment's most typical frame as a small picture (the index
+    stores it for the GUI). Raises :class:`VideoError` for a file with nothing to classify.
+    """
+    import torch
+
+    pre = predictor.bundle.preprocessing
+    times: list[float] = []
+    cuts: list[bool] = []
+    probs: list[np.ndarray] = []
+    features: list[np.ndarray] = []
+    keyframes: list[Image.Image] = []
+    pending: list[SampledFrame] = []
+
+    def flush() -> None:
+        batch = np.stack([resize_crop(s.image, pre) for s in pending])
+        logits, feats = predictor.logits_and_features(torch.from_numpy(normalize(batch, pre)))
+        p = torch.softmax(logits / predictor.temperature, dim=1).numpy()
+        probs.extend(p)
+        features.extend(feats.numpy())
+        for sample in pending:
+            times.append(sample.time)
+            cuts.append(sample.cut)
+            if keep_keyframes:
+                keyframes.append(_small(sample.image))
+        pending.clear()
+
+    for sample in sample_frames(path, every=every, scene_cuts=scene_cuts, strategy=strategy):
+        pending.append(sample)
+        if len(pending) >= batch_size:
+            flush()
+    if pending:
+        flush()
+    with_times = np.asarray(times)
+    duration = _video_duration(path, float(with_times[-1]) + every)
+    segments = _segments(
+        with_times,
+        np.asarray(cuts, dtype=bool),
+        np.stack(probs),
+        np.stack(features),
+        keyframes if keep_keyframes else None,
+        duration,
+        predictor.classes,
+        predictor.unknown_threshold,
+        switch_cost,
+        min_segment,
+    )
+    covered: dict[str, float] = {}
+    for segment in segments:
+        covered[segment.label] = covered.get(segment.label, 0.0) + segment.duration
+    dominant = max(covered, key=lambda label: covered[label])
+    return Timeline(
+        duration=duration,
+        segments=tuple(segments),
+        dominant=dominant,
+        dominant_share=covered[dominant] / duration if duration > 0 else 1.0,
+        samples=len(times),
+        cuts=int(sum(cuts)),
+        model_id=predictor.model_id,
+        strategy=strategy,
+    )
+
+
+def _small(image: Image.Image, side: int = 320) -> Image.Image:
+    copy = image.copy()
+    copy.thumbnail((side, side))
+    return copy
+
+
+def _video_duration(path: Path, fallback: float) -> float:
+    """The container's duration, else (a stream without one) the last sample + one step."""
+    import av
+
+    try:
+        with av.open(str(path)) as container:
+            stream = container.streams.video[0]
+            found = _duration(container, stream)
+    except (av.error.FFmpegError, OSError, IndexError):
+        found = None
+    return found if found is not None and found > 0 else fallback

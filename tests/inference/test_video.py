@@ -1,0 +1,178 @@
+"""Video timelines on real clips written with PyAV: segments, boundaries, bad files."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from landscape.data.synth_video import Scene, landscape_clip, write_clip
+from landscape.inference import Predictor
+from landscape.inference.video import (
+    VideoError,
+    classify_video,
+    format_time,
+    sample_frames,
+    smooth_labels,
+)
+from tests.conftest import CliResult
+
+
+@pytest.fixture(scope="module")
+def predictor(scene_run: Path) -> Predictor:
+    return Predictor.from_bundle(scene_run / "bundle")
+
+
+@pytest.mark.parametrize("strategy", ["seek", "decode"])
+def test_two_scenes_make_two_segments_with_the_boundary_within_one_step(
+    predictor: Predictor, tmp_path: Path, strategy: str
+) -> None:
+    truth = landscape_clip(
+        tmp_path / "pan.mp4", [Scene("coast", 5), Scene("desert", 4.5)], fps=10, seed=2
+    )
+    timeline = classify_video(predictor, truth.path, every=1.0, strategy=strategy)  # type: ignore[arg-type]
+    assert [s.label for s in timeline.segments] == ["coast", "desert"]
+    first, second = timeline.segments
+    assert abs(first.end - 5.0) <= 1.0 and first.end == second.start
+    assert first.start == 0.0 and second.end == pytest.approx(truth.duration, abs=0.11)
+    assert timeline.dominant == "coast" and timeline.dominant_share == pytest.approx(
+        5 / 9.5, abs=0.12
+    )
+    assert timeline.samples >= 10 and all(s.embedding is not None for s in timeline.segments)
+    assert first.start <= first.keyframe_time < first.end
+    as_dict = timeline.to_dict()
+    assert as_dict["segments"][1]["label"] == "desert" and as_dict["model_id"] == predictor.model_id
+
+
+def test_a_cut_between_samples_is_found_and_placed_exactly(
+    predictor: Predictor, tmp_path: Path
+) -> None:
+    """Sampling every 2 s, the cut at 3.0 s falls between samples: the first frame after it is
+    classified too, and the boundary is that frame's time, not a midpoint."""
+    truth = landscape_clip(
+        tmp_path / "cut.mp4", [Scene("glacier", 3), Scene("forest", 5)], fps=10, seed=4
+    )
+    timeline = classify_video(predictor, truth.path, every=2.0, strategy="decode", min_segment=1.0)
+    assert [s.label for s in timeline.segments] == ["glacier", "forest"]
+    assert timeline.cuts >= 1 and timeline.segments[0].end == pytest.approx(3.0, abs=0.11)
+
+
+def test_keyframes_are_kept_when_asked(predictor: Predictor, tmp_path: Path) -> None:
+    truth = landscape_clip(tmp_path / "k.mp4", [Scene("mountain", 3)], fps=5, seed=1)
+    timeline = classify_video(predictor, truth.path, keep_keyframes=True)
+    [segment] = timeline.segments
+    assert segment.keyframe is not None and max(segment.keyframe.size) <= 320
+    assert classify_video(predictor, truth.path).segments[0].keyframe is None
+
+
+def test_sampling_every_half_second_doubles_the_samples(tmp_path: Path) -> None:
+    truth = landscape_clip(tmp_path / "s.mp4", [Scene("coast", 4)], fps=10)
+    one = [f.time for f in sample_frames(truth.path, every=1.0)]
+    half = [f.time for f in sample_frames(truth.path, every=0.5)]
+    assert one == pytest.approx([0, 1, 2, 3]) and half == pytest.approx(np.arange(0, 4, 0.5))
+    seek = [f.time for f in sample_frames(truth.path, every=1.0, strategy="seek")]
+    decode = [f.time for f in sample_frames(truth.path, every=1.0, strategy="decode")]
+    assert seek == decode
+
+
+def test_viterbi_ignores_a_flicker_and_follows_a_real_change() -> None:
+    probs = np.array([[0.9, 0.1]] * 4 + [[0.3, 0.7]] + [[0.9, 0.1]] * 3 + [[0.05, 0.95]] * 4)
+    logp = np.log(probs)
+    assert smooth_labels(logp, 2.0).tolist() == [0] * 8 + [1] * 4  # the single 0.7 is a flicker
+    assert smooth_labels(logp, 0.0).tolist() == probs.argmax(1).tolist()  # no cost: argmax
+    assert smooth_labels(np.zeros((0, 3)), 1.0).tolist() == []
+
+
+def test_short_segments_are_absorbed_and_unknown_applies_per_segment(
+    predictor: Predictor, tmp_path: Path
+) -> None:
+    truth = landscape_clip(
+        tmp_path / "blip.mp4",
+        [Scene("forest", 4), Scene("desert", 1), Scene("forest", 4)],
+        fps=10,
+        seed=5,
+    )
+    merged = classify_video(predictor, truth.path, min_segment=2.0, switch_cost=0.5)
+    assert [s.label for s in merged.segments] == ["forest"]
+    assert merged.segments[0].end == pytest.approx(truth.duration, abs=0.11)
+    predictor.unknown_threshold = 0.9999
+    try:
+        doubtful = classify_video(predictor, truth.path)
+    finally:
+        predictor.unknown_threshold = None
+    assert all(s.is_unknown for s in doubtful.segments)
+
+
+def test_format_time() -> None:
+    assert [format_time(t) for t in (0, 4.4, 65, 3725)] == ["00:00", "00:04", "01:05", "1:02:05"]
+
+
+def test_files_with_nothing_to_classify_are_one_line_errors(tmp_path: Path) -> None:
+    garbage = tmp_path / "garbage.mp4"
+    garbage.write_bytes(b"\x00\x01 not a video " * 100)
+    with pytest.raises(VideoError, match=r"garbage\.mp4: not a readable video"):
+        list(sample_frames(garbage))
+    audio = tmp_path / "voice.m4a"
+    with av.open(str(audio), mode="w") as container:
+        stream = container.add_stream("aac", rate=22050)
+        samples = (np.sin(np.arange(22050) / 10) * 0.2).astype(np.float32)[None, :]
+        frame = av.AudioFrame.from_ndarray(samples, format="fltp", layout="mono")
+        frame.sample_rate = 22050
+        for packet in [*stream.encode(frame), *stream.encode()]:  # type: ignore[union-attr]
+            container.mux(packet)
+    with pytest.raises(VideoError, match="has no video stream"):
+        list(sample_frames(audio))
+    empty = tmp_path / "empty.mp4"
+    with av.open(str(empty), mode="w") as container:
+        video = container.add_stream("libx264", rate=10)
+        video.width, video.height = 64, 64  # type: ignore[union-attr]
+    with pytest.raises(VideoError, match=r"has no video frames|not a readable video"):
+        list(sample_frames(empty))
+
+
+def test_a_truncated_clip_gives_the_timeline_of_what_decodes(
+    predictor: Predictor, tmp_path: Path
+) -> None:
+    truth = landscape_clip(
+        tmp_path / "whole.mkv", [Scene("coast", 4), Scene("glacier", 4)], fps=10, seed=6
+    )
+    cut = tmp_path / "cut.mkv"
+    cut.write_bytes(truth.path.read_bytes()[: truth.path.stat().st_size * 2 // 3])
+    timeline = classify_video(predictor, cut, strategy="decode")
+    assert timeline.segments[0].label == "coast" and timeline.samples >= 4
+
+
+def test_variable_frame_rate_clip_is_sampled_by_time(tmp_path: Path) -> None:
+    times = [0.0, 0.1, 0.2, 1.3, 1.4, 2.05, 2.9, 3.6]
+    frames = [np.full((48, 64, 3), 20 * i, np.uint8) for i in range(len(times))]
+    path = write_clip(tmp_path / "vfr.mp4", frames, timestamps=times)
+    sampled = [round(f.time, 2) for f in sample_frames(path, every=1.0, scene_cuts=False)]
+    assert sampled == [0.0, 1.3, 2.05, 3.6]
+
+
+def test_predict_prints_a_timeline_for_a_video_and_labels_for_images(
+    run_cli: Callable[..., CliResult], scene_run: Path, tmp_path: Path, synth_small: Path
+) -> None:
+    folder = tmp_path / "media"
+    truth = landscape_clip(
+        folder / "flight.mp4", [Scene("coast", 5), Scene("desert", 4.5)], fps=10, seed=2
+    )
+    (folder / "photo.jpg").write_bytes(next((synth_small / "coast").glob("*.jpg")).read_bytes())
+    (folder / "broken.mov").write_bytes(b"\x00\x00\x00\x18ftypqt  " + b"\x00" * 50)
+    bundle = scene_run / "bundle"
+    human = run_cli("predict", bundle, truth.path, "--every", "1")
+    assert human.code == 0, human.err
+    assert "flight.mp4: coast (dominant, 53% of 00:10)" in human.out
+    assert "00:00–00:05  coast" in human.out and "00:05–00:10  desert" in human.out
+    result = run_cli("predict", bundle, folder, "--json")
+    assert result.code == 0, result.err
+    rows = {Path(r["path"]).name: r for r in json.loads(result.out)}
+    video = rows["flight.mp4"]
+    assert video["dominant"] == "coast" and video["duration"] == pytest.approx(9.5, abs=0.11)
+    assert [s["label"] for s in video["segments"]] == ["coast", "desert"]
+    assert rows["photo.jpg"]["label"] and "error" in rows["broken.mov"]
+    assert "broken.mov" in rows["broken.mov"]["error"]
