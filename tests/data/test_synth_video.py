@@ -51,3 +51,13 @@ def test_explicit_timestamps_make_a_variable_frame_rate(tmp_path: Path) -> None:
     with av.open(str(path)) as container:
         decoded = [round(float(f.time), 3) for f in container.decode(video=0)]
     assert decoded == times
+
+
+def test_codec_options_reach_the_encoder(tmp_path: Path) -> None:
+    """A keyframe every 10 frames (`g`), as phones write one every second."""
+    frames = [np.full((32, 32, 3), 128, np.uint8)] * 40
+    path = write_clip(tmp_path / "gop.mp4", frames, fps=10, codec_options={"g": "10"})
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        keys = [p.pts for p in container.demux(stream) if p.is_keyframe and p.pts is not None]
+    assert len(keys) == 4

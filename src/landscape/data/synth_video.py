@@ -62,6 +62,7 @@ def write_clip(
     metadata: Mapping[str, str] | None = None,
     stream_metadata: Mapping[str, str] | None = None,
     container_options: Mapping[str, str] | None = None,
+    codec_options: Mapping[str, str] | None = None,
     bit_rate: int | None = None,
 ) -> Path:
     """Encode RGB ``frames`` (all the same size, even width and height) into ``path``.
@@ -70,7 +71,8 @@ def write_clip(
     ``.ts``). ``timestamps`` (seconds, increasing, one per frame) make a variable-frame-rate
     clip; otherwise frames are ``1 / fps`` apart. ``metadata`` are container tags (e.g.
     ``{"location": "+48.8577+002.2950/"}``), ``container_options`` muxer options (e.g.
-    ``{"movflags": "faststart"}``).
+    ``{"movflags": "faststart"}``), ``codec_options`` encoder options (e.g. ``{"preset":
+    "veryfast", "g": "25"}`` for libx264: a keyframe every 25 frames).
     """
     import av
 
@@ -85,6 +87,8 @@ def write_clip(
         stream.pix_fmt = "yuv420p"
         if bit_rate is not None:
             stream.bit_rate = bit_rate
+        if codec_options:
+            stream.options = dict(codec_options)
         for key, value in (stream_metadata or {}).items():
             stream.metadata[key] = value
         if timestamps is not None:
