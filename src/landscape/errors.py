@@ -29,6 +29,10 @@ class ImageDecodeError(UserError):
     """An image file is corrupt, truncated, too large or not an image."""
 
 
+class VideoDecodeError(UserError):
+    """A video file cannot be opened, or holds no video stream or no frames."""
+
+
 class ConfigError(UserError):
     """A configuration file or option is invalid."""
 

@@ -164,6 +164,18 @@ class MediaMetadata(Base):
     latitude: Mapped[float | None] = mapped_column(Float)
     longitude: Mapped[float | None] = mapped_column(Float)
     altitude: Mapped[float | None] = mapped_column(Float)
+    # A video's facts (None for an image): seconds, average and real frame rates, codecs,
+    # clockwise display rotation in degrees, bits per second, declared frame count.
+    duration: Mapped[float | None] = mapped_column(Float)
+    fps: Mapped[float | None] = mapped_column(Float)
+    fps_real: Mapped[float | None] = mapped_column(Float)
+    variable_frame_rate: Mapped[bool | None] = mapped_column(Boolean)
+    video_codec: Mapped[str | None] = mapped_column(String(32))
+    video_profile: Mapped[str | None] = mapped_column(String(64))
+    rotation: Mapped[int | None] = mapped_column(Integer)
+    bit_rate: Mapped[int | None] = mapped_column(BigInteger)
+    audio_codec: Mapped[str | None] = mapped_column(String(32))
+    frame_count: Mapped[int | None] = mapped_column(Integer)
     place_country: Mapped[str | None] = mapped_column(String(128))
     place_region: Mapped[str | None] = mapped_column(String(128))
     place_city: Mapped[str | None] = mapped_column(String(128))
