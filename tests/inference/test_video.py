@@ -176,3 +176,17 @@ def test_predict_prints_a_timeline_for_a_video_and_labels_for_images(
     assert [s["label"] for s in video["segments"]] == ["coast", "desert"]
     assert rows["photo.jpg"]["label"] and "error" in rows["broken.mov"]
     assert "broken.mov" in rows["broken.mov"]["error"]
+
+
+def test_cut_thumbnails_read_the_luma_plane_or_convert() -> None:
+    """Planar YUV frames are sampled straight from their luma plane; other formats are
+    converted. Both see the same picture (a smooth gradient: point samples ≈ averages)."""
+    from landscape.inference.video import _thumb
+
+    x = np.linspace(0, 255, 320)[None, :, None]
+    y = np.linspace(0, 120, 180)[:, None, None]
+    rgb = np.broadcast_to(x * 0.8 + y * 0.2, (180, 320, 3)).astype(np.uint8)
+    frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
+    planar, converted = _thumb(frame.reformat(format="yuv420p")), _thumb(frame)
+    assert planar.shape == converted.shape == (18, 32)
+    assert float(np.abs(planar - converted).mean()) < 6

@@ -207,7 +207,19 @@ def _picture(frame: Any) -> Image.Image:
     return image.rotate(rotation, expand=True) if rotation % 360 else image
 
 
+_PLANAR_LUMA = ("yuv", "yuvj", "nv12", "nv21", "gray")
+
+
 def _thumb(frame: Any) -> np.ndarray:
+    """A tiny grey picture of the frame for cut detection: every decoded frame pays for it,
+    so it is read straight from the luma plane where the format has one (no conversion)."""
+    name = frame.format.name
+    if name.startswith(_PLANAR_LUMA) and "p10" not in name and "p12" not in name:
+        plane = frame.planes[0]
+        luma = np.frombuffer(plane, np.uint8).reshape(-1, plane.line_size)[:, : plane.width]
+        rows = np.linspace(0, luma.shape[0] - 1, _THUMB[1]).astype(np.intp)
+        cols = np.linspace(0, luma.shape[1] - 1, _THUMB[0]).astype(np.intp)
+        return luma[np.ix_(rows, cols)].astype(np.int16)
     small = frame.reformat(width=_THUMB[0], height=_THUMB[1], format="gray")
     return small.to_ndarray().astype(np.int16)
 
