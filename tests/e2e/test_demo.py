@@ -33,6 +33,11 @@ def test_demo_evaluates_indexes_and_refuses_to_overwrite_without_force(
     )
     broken = json.loads(run_cli("search", "--db", url, "--status", "error", "--json").out)
     assert [Path(h["path"]).name for h in broken] == ["truncated.jpg"]
+    # The survey video is indexed as a video, and the demo prints its timeline.
+    videos = json.loads(run_cli("search", "--db", url, "--media", "video", "--json").out)
+    assert [Path(h["path"]).name for h in videos] == ["survey-flight.mp4"]
+    assert "survey-flight.mp4: " in result.out and "(dominant, " in result.out
+    assert "00:00–" in result.out
 
     stamp = (out / "run" / "bundle" / "bundle.json").stat().st_mtime_ns
     again = run_cli("demo", "--out", out, "--per-class", "12", "--epochs", "2")

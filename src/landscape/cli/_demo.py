@@ -127,11 +127,15 @@ def _index_demo_archive(out: Path, bundle: Path, seed: int) -> None:
         shutil.rmtree(archive)
     for stale in out.glob("landscape.db*"):  # the database and its WAL files
         stale.unlink()
-    built = build_archive(
-        archive, ArchiveSpec(per_class=6, size=160, resolution=(1280, 720), grain=2, seed=seed)
+    spec = ArchiveSpec(
+        per_class=6, size=160, resolution=(1280, 720), grain=2, seed=seed, video=True
     )
+    built = build_archive(archive, spec)
     url = f"sqlite:///{db}"
-    console.print(f"    {len(built.photos)} photos and {len(built.odd)} odd files in {archive}")
+    console.print(
+        f"    {len(built.photos)} photos, a survey video and {len(built.odd)} odd files in "
+        f"{archive}"
+    )
     summary = run_index(
         open_index(url),
         [archive],
@@ -150,6 +154,26 @@ def _index_demo_archive(out: Path, bundle: Path, seed: int) -> None:
             f"{found['captured_at']} · {found['place']}",
             soft_wrap=True,
         )
+    if built.video is not None:
+        _print_timeline(bundle, built.video.path)
     console.print(
         f"[bold green]index done[/]: try `landscape search --db {url} --help`", soft_wrap=True
     )
+
+
+def _print_timeline(bundle: Path, video: Path) -> None:
+    """What `landscape predict` shows for the archive's video: its landscape timeline."""
+    from landscape.inference.predictor import Predictor
+    from landscape.inference.video import classify_video, format_time
+
+    timeline = classify_video(Predictor.from_bundle(bundle), video)
+    console.print(f"$ landscape predict {bundle} {video}", soft_wrap=True)
+    console.print(
+        f"  {video.name}: [bold]{timeline.dominant}[/] (dominant, "
+        f"{timeline.dominant_share:.0%} of {format_time(timeline.duration)})"
+    )
+    for segment in timeline.segments:
+        console.print(
+            f"    {format_time(segment.start)}–{format_time(segment.end)}  "
+            f"{segment.label} {segment.confidence:.2f}"
+        )

@@ -1,5 +1,5 @@
 """A synthetic storage archive: dated campaign folders of photos with EXIF and GPS, plus the
-broken and odd files a real share holds.
+broken and odd files a real share holds, and optionally a short survey video.
 
 What ``landscape demo`` indexes, and what the index's tests and benchmarks run on. The photos
 are :mod:`landscape.data.synth` landscapes (capture time, camera, GPS in the class's regions),
@@ -22,6 +22,7 @@ from PIL import Image
 from landscape.errors import UserError
 
 from .synth import CLASSES, SynthSpec, generate_dataset
+from .synth_video import ClipTruth, Scene, landscape_clip
 
 __all__ = ["CAMPAIGNS", "ODD_FILES", "ArchiveSpec", "SyntheticArchive", "build_archive"]
 
@@ -57,6 +58,8 @@ class ArchiveSpec:
     seed: int = 0
     odd_files: bool = True
     classes: tuple[str, ...] = CLASSES
+    #: add a short survey flight (MP4: coast, then forest, then mountain, 4 s each)
+    video: bool = False
 
 
 @dataclass(frozen=True)
@@ -66,11 +69,15 @@ class SyntheticArchive:
     root: Path
     photos: tuple[Path, ...]
     odd: tuple[Path, ...] = field(default=())
+    #: the video's path and what it shows, when the spec asked for one
+    video: ClipTruth | None = None
 
     @property
     def files(self) -> int:
-        """Regular files written (photos and odd files; the folder named like media excluded)."""
-        return len(self.photos) + sum(1 for p in self.odd if p.is_file())
+        """Regular files written (photos, video, odd files; the folder named like media
+        excluded)."""
+        video = 1 if self.video is not None else 0
+        return len(self.photos) + video + sum(1 for p in self.odd if p.is_file())
 
 
 def _enlarge(path: Path, spec: ArchiveSpec, rng: np.random.Generator) -> None:
@@ -129,4 +136,9 @@ def build_archive(
             progress(i + 1, len(sources))
     shutil.rmtree(staging)
     odd = _odd_files(root, photos[0]) if spec.odd_files and photos else []
-    return SyntheticArchive(root, tuple(photos), tuple(odd))
+    video = None
+    if spec.video:
+        scenes = [Scene("coast", 4), Scene("forest", 4), Scene("mountain", 4)]
+        path = root / CAMPAIGNS[0] / "survey-flight.mp4"
+        video = landscape_clip(path, scenes, fps=10, size=(320, 180), seed=spec.seed)
+    return SyntheticArchive(root, tuple(photos), tuple(odd), video)
