@@ -190,3 +190,33 @@ def test_cut_thumbnails_read_the_luma_plane_or_convert() -> None:
     planar, converted = _thumb(frame.reformat(format="yuv420p")), _thumb(frame)
     assert planar.shape == converted.shape == (18, 32)
     assert float(np.abs(planar - converted).mean()) < 6
+
+
+def test_build_timeline_from_scores_alone() -> None:
+    """What the index does with frames its workers sampled: scores in, timeline out."""
+    from landscape.inference.video import build_timeline
+
+    times = np.arange(10, dtype=float)
+    probs = np.array([[0.9, 0.1]] * 6 + [[0.1, 0.9]] * 4)
+    cuts = np.zeros(10, dtype=bool)
+    cuts[6] = True
+    timeline = build_timeline(
+        times,
+        cuts,
+        probs,
+        np.ones((10, 4)),
+        duration=10.0,
+        classes=["sea", "sand"],
+        unknown_threshold=None,
+        model_id="m",
+    )
+    assert [(s.start, s.end, s.label) for s in timeline.segments] == [
+        (0.0, 6.0, "sea"),
+        (6.0, 10.0, "sand"),
+    ]
+    assert timeline.dominant == "sea" and timeline.cuts == 1 and timeline.model_id == "m"
+    with pytest.raises(ValueError, match="at least one sample"):
+        build_timeline(
+            times[:0], cuts[:0], probs[:0], None, duration=1.0, classes=["a"],
+            unknown_threshold=None, model_id="m",
+        )  # fmt: skip

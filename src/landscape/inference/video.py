@@ -47,6 +47,7 @@ __all__ = [
     "Strategy",
     "Timeline",
     "VideoError",
+    "build_timeline",
     "classify_video",
     "format_time",
     "sample_frames",
@@ -481,17 +482,53 @@ def classify_video(
             flush()
     if pending:
         flush()
-    with_times = np.asarray(times)
-    duration = _video_duration(path, float(with_times[-1]) + every)
-    segments = _segments(
-        with_times,
+    duration = _video_duration(path, times[-1] + every)
+    return build_timeline(
+        np.asarray(times),
         np.asarray(cuts, dtype=bool),
         np.stack(probs),
         np.stack(features),
-        keyframes if keep_keyframes else None,
+        duration=duration,
+        classes=predictor.classes,
+        unknown_threshold=predictor.unknown_threshold,
+        model_id=predictor.model_id,
+        switch_cost=switch_cost,
+        min_segment=min_segment,
+        keyframes=keyframes if keep_keyframes else None,
+        strategy=strategy,
+    )
+
+
+def build_timeline(
+    times: np.ndarray,
+    cuts: np.ndarray,
+    probs: np.ndarray,
+    features: np.ndarray | None,
+    *,
+    duration: float,
+    classes: Sequence[str],
+    unknown_threshold: float | None,
+    model_id: str,
+    switch_cost: float = 4.0,
+    min_segment: float = 2.0,
+    keyframes: Sequence[Image.Image] | None = None,
+    strategy: Strategy = "seek",
+) -> Timeline:
+    """The timeline of already classified samples: their times (seconds, increasing), whether
+    a cut opened each, their class probabilities (temperature applied) and features — what
+    :func:`classify_video` computes, and what the index computes from frames its sandboxed
+    workers sampled. Raises ``ValueError`` without samples."""
+    if len(times) == 0:
+        raise ValueError("a timeline needs at least one sample")
+    segments = _segments(
+        times,
+        cuts,
+        probs,
+        features,
+        keyframes,
         duration,
-        predictor.classes,
-        predictor.unknown_threshold,
+        classes,
+        unknown_threshold,
         switch_cost,
         min_segment,
     )
@@ -505,8 +542,8 @@ def classify_video(
         dominant=dominant,
         dominant_share=covered[dominant] / duration if duration > 0 else 1.0,
         samples=len(times),
-        cuts=int(sum(cuts)),
-        model_id=predictor.model_id,
+        cuts=int(np.count_nonzero(cuts)),
+        model_id=model_id,
         strategy=strategy,
     )
 
