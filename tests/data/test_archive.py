@@ -54,7 +54,7 @@ def test_the_survey_video_is_a_real_clip_with_its_truth(tmp_path: Path) -> None:
 
     built = build_archive(tmp_path / "a", ArchiveSpec(per_class=1, size=64, video=True))
     assert built.video is not None and built.video.path.parent.name == CAMPAIGNS[0]
-    assert [label for _, _, label in built.video.segments] == ["coast", "forest", "mountain"]
+    assert [label for _, _, label in built.video.segments] == ["coast", "forest", "glacier"]
     assert built.files == 5 + 1 + 5
     with av.open(str(built.video.path)) as container:
         assert sum(1 for _ in container.decode(video=0)) == 120

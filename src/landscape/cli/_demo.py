@@ -149,9 +149,9 @@ def _index_demo_archive(out: Path, bundle: Path, seed: int) -> None:
     console.print(f"$ landscape search --db {url} --label {label} --limit 3", soft_wrap=True)
     for hit in hits:
         found = hit.to_dict()
+        when_where = " · ".join(str(x) for x in (found["taken_at"], found["place"]) if x)
         console.print(
-            f"  {found['path']}  [bold]{found['label']} {found['confidence']:.2f}[/]  "
-            f"{found['captured_at']} · {found['place']}",
+            f"  {found['path']}  [bold]{found['label']} {found['confidence']:.2f}[/]  {when_where}",
             soft_wrap=True,
         )
     if built.video is not None:

@@ -222,6 +222,6 @@ def search(
             label_text = (
                 f"{hit['label']} {hit['confidence']:.2f}" if hit["label"] is not None else "—"
             )
-            extra = " · ".join(str(x) for x in (hit["captured_at"], hit["place"]) if x)
+            extra = " · ".join(str(x) for x in (hit["taken_at"], hit["place"]) if x)
             console.print(f"{hit['path']}  [bold]{label_text}[/]  {extra}", soft_wrap=True)
         console.print(f"[dim]{len(hits)} file(s)[/]")

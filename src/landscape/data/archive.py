@@ -58,7 +58,7 @@ class ArchiveSpec:
     seed: int = 0
     odd_files: bool = True
     classes: tuple[str, ...] = CLASSES
-    #: add a short survey flight (MP4: coast, then forest, then mountain, 4 s each)
+    #: add a short survey flight (MP4: coast, then forest, then glacier, 4 s each)
     video: bool = False
 
 
@@ -138,7 +138,7 @@ def build_archive(
     odd = _odd_files(root, photos[0]) if spec.odd_files and photos else []
     video = None
     if spec.video:
-        scenes = [Scene("coast", 4), Scene("forest", 4), Scene("mountain", 4)]
+        scenes = [Scene("coast", 4), Scene("forest", 4), Scene("glacier", 4)]
         path = root / CAMPAIGNS[0] / "survey-flight.mp4"
         video = landscape_clip(path, scenes, fps=10, size=(320, 180), seed=spec.seed)
     return SyntheticArchive(root, tuple(photos), tuple(odd), video)
