@@ -61,3 +61,17 @@ def test_codec_options_reach_the_encoder(tmp_path: Path) -> None:
         stream = container.streams.video[0]
         keys = [p.pts for p in container.demux(stream) if p.is_keyframe and p.pts is not None]
     assert len(keys) == 4
+
+
+def test_picture_clip_pans_each_shot_and_joins_shots_of_one_label(tmp_path: Path) -> None:
+    from PIL import Image
+
+    from landscape.data.synth_video import Shot, picture_clip
+
+    red, blue = Image.new("RGB", (150, 150), (200, 0, 0)), Image.new("RGB", (150, 150), (0, 0, 200))
+    shots = [Shot("sea", blue, 1.0), Shot("sea", blue, 1.0), Shot("desert", red, 1.5)]
+    truth = picture_clip(tmp_path / "p.mp4", shots, fps=10, size=(96, 64))
+    assert truth.segments == ((0.0, 2.0, "sea"), (2.0, 3.5, "desert"))
+    with av.open(str(truth.path)) as container:
+        frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+    assert len(frames) == 35 and frames[0][..., 2].mean() > 150 and frames[-1][..., 0].mean() > 150

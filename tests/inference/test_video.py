@@ -220,3 +220,47 @@ def test_build_timeline_from_scores_alone() -> None:
             times[:0], cuts[:0], probs[:0], None, duration=1.0, classes=["a"],
             unknown_threshold=None, model_id="m",
         )  # fmt: skip
+
+
+def test_a_clip_of_real_photos_gets_the_right_timeline(intel_dir: Path, tmp_path: Path) -> None:
+    """intel-sample photos: a head trained on 60 per class, then a clip panning across three
+    other photos of the sea, three of a forest and three of a street (2 s each)."""
+    from PIL import Image
+
+    from landscape.config import load_train_config
+    from landscape.data.synth_video import Shot, picture_clip
+    from landscape.train.trainer import fit
+
+    data = tmp_path / "data"
+    held: dict[str, list[Path]] = {}
+    for folder in sorted(p for p in intel_dir.iterdir() if p.is_dir()):
+        photos = sorted(folder.glob("*.jpg"))
+        (data / folder.name).mkdir(parents=True)
+        for photo in photos[:60]:
+            (data / folder.name / photo.name).symlink_to(photo)
+        held[folder.name] = photos[-3:]
+    cfg = load_train_config(
+        None,
+        {
+            "data": str(data),
+            "out": str(tmp_path / "run"),
+            "backbone": "efficientnet_lite0",
+            "weights": "packaged",
+            "policy": "frozen",
+            "head": {"kind": "logreg", "C": 1.0},
+            "progress": False,
+            "num_workers": 0,
+        },
+    )
+    predictor = Predictor.from_bundle(fit(cfg).bundle)
+    shots = [
+        Shot(label, Image.open(photo), 2.0)
+        for label in ("sea", "forest", "street")
+        for photo in held[label]
+    ]
+    truth = picture_clip(tmp_path / "real.mp4", shots, fps=10, size=(240, 144))
+    assert [label for _, _, label in truth.segments] == ["sea", "forest", "street"]
+    timeline = classify_video(predictor, truth.path, every=1.0)
+    assert [s.label for s in timeline.segments] == ["sea", "forest", "street"]
+    for segment, (start, end, _) in zip(timeline.segments, truth.segments, strict=True):
+        assert abs(segment.start - start) <= 1.0 and abs(segment.end - end) <= 1.0

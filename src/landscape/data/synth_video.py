@@ -14,7 +14,7 @@ muxer options (``movflags``) and, for variable frame rate, explicit timestamps.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 
@@ -23,7 +23,7 @@ from PIL import Image
 
 from .synth import render_landscape
 
-__all__ = ["ClipTruth", "Scene", "landscape_clip", "write_clip"]
+__all__ = ["ClipTruth", "Scene", "Shot", "landscape_clip", "picture_clip", "write_clip"]
 
 # Timestamps are written in this unit when given explicitly (variable frame rate).
 _TIME_BASE = Fraction(1, 1000)
@@ -121,6 +121,45 @@ def _pan(scene: Image.Image, size: tuple[int, int], steps: int) -> Iterable[np.n
         yield pixels[:, left : left + width]
 
 
+@dataclass(frozen=True)
+class Shot:
+    """``seconds`` of one picture (a photo, a rendering) that shows class ``label``."""
+
+    label: str
+    picture: Image.Image = field(repr=False)
+    seconds: float
+
+
+def picture_clip(
+    path: Path,
+    shots: Sequence[Shot],
+    *,
+    fps: float = 10.0,
+    size: tuple[int, int] = (320, 180),
+    codec: str = "libx264",
+    **options: object,
+) -> ClipTruth:
+    """A clip panning across each shot's picture in turn; returns the truth with it.
+
+    Consecutive shots of the same label make one segment of the truth. ``options`` go to
+    :func:`write_clip` (``metadata``, ``container_options``…).
+    """
+    segments: list[tuple[float, float, str]] = []
+    frames: list[np.ndarray] = []
+    start = 0.0
+    for shot in shots:
+        steps = max(1, round(shot.seconds * fps))
+        frames.extend(_pan(shot.picture.convert("RGB"), size, steps))
+        end = start + steps / fps
+        if segments and segments[-1][2] == shot.label:
+            segments[-1] = (segments[-1][0], end, shot.label)
+        else:
+            segments.append((start, end, shot.label))
+        start = end
+    write_clip(path, frames, fps=fps, codec=codec, **options)  # type: ignore[arg-type]
+    return ClipTruth(Path(path), tuple(segments), fps, size)
+
+
 def landscape_clip(
     path: Path,
     scenes: Sequence[Scene],
@@ -136,14 +175,8 @@ def landscape_clip(
     ``options`` go to :func:`write_clip` (``metadata``, ``container_options``…).
     """
     rng = np.random.default_rng(seed)
-    segments: list[tuple[float, float, str]] = []
-    frames: list[np.ndarray] = []
-    start = 0.0
-    for scene in scenes:
-        picture = render_landscape(scene.label, rng, max(size))
-        steps = max(1, round(scene.seconds * fps))
-        frames.extend(_pan(picture, size, steps))
-        segments.append((start, start + steps / fps, scene.label))
-        start += steps / fps
-    write_clip(path, frames, fps=fps, codec=codec, **options)  # type: ignore[arg-type]
-    return ClipTruth(Path(path), tuple(segments), fps, size)
+    shots = [
+        Shot(scene.label, render_landscape(scene.label, rng, max(size)), scene.seconds)
+        for scene in scenes
+    ]
+    return picture_clip(path, shots, fps=fps, size=size, codec=codec, **options)
