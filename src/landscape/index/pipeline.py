@@ -253,9 +253,7 @@ def _places(results: Sequence[FileResult]) -> dict[int, Any]:
     return dict(zip([i for i, _ in points], reverse_geocode([p for _, p in points]), strict=True))
 
 
-def _file_row(
-    session: Session, run: _Run, result: FileResult, moved: dict[str, File]
-) -> tuple[File, str]:
+def _file_row(session: Session, result: FileResult, moved: dict[str, File]) -> tuple[File, str]:
     """The row a result updates or creates, and the outcome (new, changed, moved); ``moved``
     (hash → a known file no longer at its path) is consumed, so two copies are not one file."""
     job = result.job
@@ -311,7 +309,7 @@ def _write(
                 row.status = "missing"
             run.summary.outcomes["missing"] += 1
             continue
-        row, outcome = _file_row(session, run, result, moved)
+        row, outcome = _file_row(session, result, moved)
         if result.same_content and job.file_id is not None:
             outcome = "unchanged"
         elif job.reclassify and result.content_hash == job.known_hash:

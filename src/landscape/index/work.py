@@ -10,18 +10,17 @@ the network). Nothing here imports torch, so a worker starts in a fraction of a 
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from landscape.data.io import file_sha256
 from landscape.errors import UserError
 
 __all__ = ["FileJob", "FileResult", "init_worker", "process_file"]
 
-_HASH_CHUNK = 1 << 20
 # Set in each worker by init_worker: (preprocessing as a dict, use JPEG draft decoding).
 _STATE: dict[str, Any] = {}
 
@@ -70,14 +69,6 @@ def init_worker(preprocessing: dict[str, Any] | None, draft: bool = True) -> Non
         _STATE["pre"] = Preprocessing.model_validate(preprocessing)
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(_HASH_CHUNK):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _pixels(path: Path) -> np.ndarray:
     from landscape.data.io import open_image
     from landscape.data.transforms import resize_crop
@@ -102,7 +93,7 @@ def process_file(job: FileJob) -> FileResult:
     path = Path(job.path)
     result = FileResult(job)
     try:
-        result.content_hash = _sha256(path)
+        result.content_hash = file_sha256(path)
         sniffed = sniff_file(path)
     except FileNotFoundError:
         result.vanished = True
