@@ -283,9 +283,9 @@ class Sandbox:
         self._wake = wake_read
         thread = threading.Thread(target=run, name="sandbox-map-ahead", daemon=True)
         thread.start()
-        # The mapping asks for an item whenever it holds fewer than 2 × workers: fewer in flight
-        # here would leave it waiting for an item while this thread waits for an outcome.
-        window = max(window, 2 * self.workers)
+        # The mapping asks for an item whenever it holds fewer than its own window: fewer in
+        # flight here would leave it waiting for an item while this thread waits for an outcome.
+        window = max(window, self._held())
         source = iter(items)
         ahead, exhausted = 0, False
         try:
@@ -344,7 +344,7 @@ class Sandbox:
             source = iter(items)
             pending: deque[T] = deque()
             exhausted = False
-            window = 2 * self.workers
+            window = self._held()
             try:
                 while True:
                     self._check_open()
@@ -526,6 +526,10 @@ class Sandbox:
             if worker.process.is_alive():
                 _kill(worker)
         _reap(worker)
+
+    def _held(self) -> int:
+        """Items a mapping holds at most (handed to a worker or waiting for one)."""
+        return 2 * self.workers
 
     def _count(self, state: str) -> int:
         return sum(1 for w in self._pool if w.state == state)
