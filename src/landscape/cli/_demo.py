@@ -11,7 +11,7 @@ import typer
 from landscape.errors import UserError
 
 from ._options import SeedOption, out_option
-from ._output import console, progress_bar
+from ._output import console, print_timeline, progress_bar
 
 
 def demo(
@@ -164,16 +164,8 @@ def _index_demo_archive(out: Path, bundle: Path, seed: int) -> None:
 def _print_timeline(bundle: Path, video: Path) -> None:
     """What `landscape predict` shows for the archive's video: its landscape timeline."""
     from landscape.inference.predictor import Predictor
-    from landscape.inference.video import classify_video, format_time
+    from landscape.inference.video import classify_video
 
     timeline = classify_video(Predictor.from_bundle(bundle), video)
     console.print(f"$ landscape predict {bundle} {video}", soft_wrap=True)
-    console.print(
-        f"  {video.name}: [bold]{timeline.dominant}[/] (dominant, "
-        f"{timeline.dominant_share:.0%} of {format_time(timeline.duration)})"
-    )
-    for segment in timeline.segments:
-        console.print(
-            f"    {format_time(segment.start)}–{format_time(segment.end)}  "
-            f"{segment.label} {segment.confidence:.2f}"
-        )
+    print_timeline(video.name, timeline.to_dict(), indent="  ")

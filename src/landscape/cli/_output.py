@@ -29,6 +29,23 @@ def print_json(data: Any) -> None:
     sys.stdout.flush()
 
 
+def print_timeline(name: str, timeline: dict[str, Any], indent: str = "") -> None:
+    """A video's timeline as ``landscape predict`` shows it: the dominant label, then one line
+    per segment (``00:00–00:04  coast 0.93``); ``timeline`` is ``Timeline.to_dict()``."""
+    from landscape.inference.video import format_time
+
+    share = f"{timeline['dominant_share']:.0%} of {format_time(timeline['duration'])}"
+    console.print(
+        f"{indent}{name}: [bold]{timeline['dominant']}[/] (dominant, {share})", soft_wrap=True
+    )
+    for seg in timeline["segments"]:
+        flag = " [yellow](unknown)[/]" if seg["is_unknown"] else ""
+        console.print(
+            f"{indent}  {format_time(seg['start'])}–{format_time(seg['end'])}  "
+            f"{seg['label']} {seg['confidence']:.2f}{flag}"
+        )
+
+
 @contextmanager
 def progress_bar(
     description: str, total: int | None, *, enabled: bool = True, unit: str = "it"

@@ -19,7 +19,7 @@ from ._options import (
     JsonOption,
     NoProgressOption,
 )
-from ._output import console, err_console, print_json
+from ._output import console, err_console, print_json, print_timeline
 
 _VIDEO_SUFFIXES = frozenset(
     {".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".ts", ".mts", ".m2ts", ".mpg", ".mpeg"}
@@ -141,19 +141,6 @@ def _video_row(predictor: Any, path: Path, every: float, min_segment: float) -> 
     return {"path": str(path), "media": "video", **timeline.to_dict()}
 
 
-def _print_video(row: dict[str, Any]) -> None:
-    from landscape.inference.video import format_time
-
-    share = f"{row['dominant_share']:.0%} of {format_time(row['duration'])}"
-    console.print(f"{row['path']}: [bold]{row['dominant']}[/] (dominant, {share})", soft_wrap=True)
-    for seg in row["segments"]:
-        flag = " [yellow](unknown)[/]" if seg["is_unknown"] else ""
-        console.print(
-            f"  {format_time(seg['start'])}–{format_time(seg['end'])}  "
-            f"{seg['label']} {seg['confidence']:.2f}{flag}"
-        )
-
-
 def predict(
     bundle: Path = typer.Argument(..., help="Model bundle (folder or .landscape)."),
     paths: list[Path] = typer.Argument(..., help="Image or video files, or folders."),
@@ -208,7 +195,7 @@ def predict(
             if "error" in row:
                 err_console.print(f"[red]skipped[/] {row['error']}")
             elif row.get("media") == "video":
-                _print_video(row)
+                print_timeline(row["path"], row)
             else:
                 tops = "  ".join(f"{c} {p:.2f}" for c, p in row["top"])
                 flag = " [yellow](unknown)[/]" if row["is_unknown"] else ""
