@@ -122,17 +122,12 @@ def tiny_run(synth_small: Path, tmp_path_factory: pytest.TempPathFactory) -> Pat
     return out
 
 
-@pytest.fixture(scope="session")
-def scene_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A run that tells the synthetic classes apart well (packaged EfficientNet-Lite0, frozen,
-    logistic regression; ~20 s), for tests whose truth depends on correct labels (timelines)."""
+def fit_scene_head(data: Path, out: Path) -> Path:
+    """Fit a head that tells scene classes apart well (packaged EfficientNet-Lite0, frozen,
+    logistic regression, C=1; seconds) on the class-per-folder ``data``; its bundle path."""
     from landscape.config import load_train_config
-    from landscape.data.synth import SynthSpec, generate_dataset
     from landscape.train.trainer import fit
 
-    data = tmp_path_factory.mktemp("scenes") / "data"
-    generate_dataset(data, SynthSpec(per_class=16, size=160, seed=1))
-    out = tmp_path_factory.mktemp("runs") / "scenes"
     cfg = load_train_config(
         None,
         {
@@ -146,7 +141,19 @@ def scene_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
             "num_workers": 0,
         },
     )
-    fit(cfg)
+    return fit(cfg).bundle
+
+
+@pytest.fixture(scope="session")
+def scene_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A run that tells the synthetic classes apart well (~20 s), for tests whose truth
+    depends on correct labels (timelines)."""
+    from landscape.data.synth import SynthSpec, generate_dataset
+
+    data = tmp_path_factory.mktemp("scenes") / "data"
+    generate_dataset(data, SynthSpec(per_class=16, size=160, seed=1))
+    out = tmp_path_factory.mktemp("runs") / "scenes"
+    fit_scene_head(data, out)
     return out
 
 

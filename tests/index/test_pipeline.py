@@ -12,6 +12,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select
@@ -38,6 +39,25 @@ def _index_command(root: Path, db: Path, bundle: Path) -> list[str]:
         sys.executable, "-m", "landscape", "index", str(root), "--db", f"sqlite:///{db}",
         "--model", str(bundle), "--workers", "1", "--no-progress",
     ]  # fmt: skip
+
+
+def _rows_while_running(
+    db: Path, table: str, proc: subprocess.Popen[Any], *, seconds: float
+) -> int:
+    """Poll ``db`` until ``table`` has rows, ``proc`` ends or ``seconds`` pass; the count seen."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.02)
+        if not db.exists():
+            continue
+        try:
+            with sqlite3.connect(db, timeout=1) as con:
+                count = int(con.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
+        except sqlite3.OperationalError:
+            continue  # not created yet, or busy
+        if count:
+            return count
+    return 0
 
 
 def _count(url: str, model: type) -> int:
@@ -203,18 +223,7 @@ def test_kill_9_mid_run_then_rerun_indexes_every_file_exactly_once(
     db = tmp_path / "crash.db"
     args = _index_command(root, db, bundle)
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 240
-    written = 0
-    while time.monotonic() < deadline and proc.poll() is None:
-        time.sleep(0.02)
-        if db.exists():
-            try:
-                with sqlite3.connect(db, timeout=1) as con:
-                    written = con.execute("SELECT count(*) FROM files").fetchone()[0]
-            except sqlite3.OperationalError:
-                continue
-            if written:
-                break
+    written = _rows_while_running(db, "files", proc, seconds=240)
     assert proc.poll() is None, "the run finished before it could be killed"
     proc.send_signal(signal.SIGKILL)
     proc.wait()
@@ -286,15 +295,7 @@ def test_a_second_index_process_is_refused_while_the_first_runs(
     args = _index_command(root, db, bundle)
     first = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.monotonic() + 120
-        running = False
-        while time.monotonic() < deadline and first.poll() is None and not running:
-            time.sleep(0.05)
-            try:
-                with sqlite3.connect(db, timeout=1) as con:
-                    running = bool(con.execute("SELECT count(*) FROM scans").fetchone()[0])
-            except sqlite3.OperationalError:
-                continue
+        running = _rows_while_running(db, "scans", first, seconds=120)
         assert running and first.poll() is None, "the first run ended before the second started"
         # Frozen mid-run (it keeps its lock, as a slow run would), so the second surely meets it.
         first.send_signal(signal.SIGSTOP)

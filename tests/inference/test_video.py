@@ -19,7 +19,7 @@ from landscape.inference.video import (
     sample_frames,
     smooth_labels,
 )
-from tests.conftest import CliResult
+from tests.conftest import CliResult, fit_scene_head
 
 
 @pytest.fixture(scope="module")
@@ -227,9 +227,7 @@ def test_a_clip_of_real_photos_gets_the_right_timeline(intel_dir: Path, tmp_path
     other photos of the sea, three of a forest and three of a street (2 s each)."""
     from PIL import Image
 
-    from landscape.config import load_train_config
     from landscape.data.synth_video import Shot, picture_clip
-    from landscape.train.trainer import fit
 
     data = tmp_path / "data"
     held: dict[str, list[Path]] = {}
@@ -239,20 +237,7 @@ def test_a_clip_of_real_photos_gets_the_right_timeline(intel_dir: Path, tmp_path
         for photo in photos[:60]:
             (data / folder.name / photo.name).symlink_to(photo)
         held[folder.name] = photos[-3:]
-    cfg = load_train_config(
-        None,
-        {
-            "data": str(data),
-            "out": str(tmp_path / "run"),
-            "backbone": "efficientnet_lite0",
-            "weights": "packaged",
-            "policy": "frozen",
-            "head": {"kind": "logreg", "C": 1.0},
-            "progress": False,
-            "num_workers": 0,
-        },
-    )
-    predictor = Predictor.from_bundle(fit(cfg).bundle)
+    predictor = Predictor.from_bundle(fit_scene_head(data, tmp_path / "run"))
     shots = [
         Shot(label, Image.open(photo), 2.0)
         for label in ("sea", "forest", "street")
