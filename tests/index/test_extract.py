@@ -22,6 +22,7 @@ from landscape.index.extract import (
     gps_to_decimal,
     load_for_model,
     parse_exif_datetime,
+    wall_clock,
 )
 from tests.conftest import OddImages, _png_claiming
 
@@ -504,3 +505,14 @@ def test_awkward_modes_and_long_text(odd_images: OddImages, tmp_path: Path):
     facts = extract_image(_jpeg(tmp_path / "long.jpg", long_text))
     assert len(facts.exif["ImageDescription"]) == 2048
     assert facts.camera_make == "M" * 128  # the column's width
+
+
+def test_wall_clock_splits_a_capture_time_into_local_time_and_offset() -> None:
+    from datetime import datetime, timedelta, timezone
+
+    local = datetime(2024, 5, 1, 10, 30)
+    assert wall_clock(local) == (local, None)
+    east = local.replace(tzinfo=timezone(timedelta(hours=5, minutes=30)))
+    west = local.replace(tzinfo=timezone(-timedelta(hours=3)))
+    assert wall_clock(east) == (local, 330) and wall_clock(west) == (local, -180)
+    assert wall_clock(None) == (None, None)

@@ -34,6 +34,7 @@ __all__ = [
     "gps_to_decimal",
     "load_for_model",
     "parse_exif_datetime",
+    "wall_clock",
 ]
 
 _EXIF_IFD = 0x8769
@@ -81,8 +82,7 @@ class ImageFacts:
     @property
     def captured_offset(self) -> int | None:
         """The camera's UTC offset in minutes, when it recorded one."""
-        offset = self.captured_at.utcoffset() if self.captured_at is not None else None
-        return None if offset is None else int(offset.total_seconds() // 60)
+        return wall_clock(self.captured_at)[1]
 
     def to_dict(self) -> dict[str, Any]:
         """The columns of a ``media_metadata`` row (without ``file_id`` and the place).
@@ -91,11 +91,18 @@ class ImageFacts:
         filters compare with) and ``captured_offset`` its UTC offset in minutes, or None.
         """
         row = asdict(self)
-        row["captured_at"] = (
-            self.captured_at.replace(tzinfo=None) if self.captured_at is not None else None
-        )
-        row["captured_offset"] = self.captured_offset
+        row["captured_at"], row["captured_offset"] = wall_clock(self.captured_at)
         return row
+
+
+def wall_clock(captured_at: datetime | None) -> tuple[datetime | None, int | None]:
+    """A capture time as the ``media_metadata`` row stores it: the local wall-clock time
+    (naive) and, when the time carries one, its UTC offset in minutes."""
+    if captured_at is None:
+        return None, None
+    offset = captured_at.utcoffset()
+    minutes = None if offset is None else int(offset.total_seconds() // 60)
+    return captured_at.replace(tzinfo=None), minutes
 
 
 # --------------------------------------------------------------------------------------------------

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from landscape.errors import VideoDecodeError
-from landscape.index.extract import parse_exif_datetime
+from landscape.index.extract import parse_exif_datetime, wall_clock
 from landscape.index.sniff import sniff_file
 
 if TYPE_CHECKING:
@@ -96,8 +96,7 @@ class VideoFacts:
     @property
     def captured_offset(self) -> int | None:
         """The UTC offset of ``captured_at`` in minutes, when it has one."""
-        offset = self.captured_at.utcoffset() if self.captured_at is not None else None
-        return None if offset is None else int(offset.total_seconds() // 60)
+        return wall_clock(self.captured_at)[1]
 
     def to_dict(self) -> dict[str, Any]:
         """The columns of a ``media_metadata`` row (without ``file_id`` and the place).
@@ -110,10 +109,7 @@ class VideoFacts:
         row: dict[str, Any] = dict.fromkeys(_PHOTO_ONLY_COLUMNS)
         row.update(asdict(self))
         row["exif"] = row.pop("tags")
-        row["captured_at"] = (
-            self.captured_at.replace(tzinfo=None) if self.captured_at is not None else None
-        )
-        row["captured_offset"] = self.captured_offset
+        row["captured_at"], row["captured_offset"] = wall_clock(self.captured_at)
         return row
 
 
