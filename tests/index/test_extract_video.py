@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import math
+import os
+import struct
+import time
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -13,7 +17,12 @@ from sqlalchemy import inspect
 
 from landscape.data.synth_video import Scene, landscape_clip, write_clip
 from landscape.errors import UserError, VideoDecodeError
-from landscape.index.extract_video import VideoFacts, extract_video, parse_iso6709
+from landscape.index.extract_video import (
+    VideoFacts,
+    extract_video,
+    parse_iso6709,
+    probe_duration,
+)
 from landscape.index.schema import MediaMetadata
 
 WIDTH, HEIGHT, FRAMES = 96, 64, 10
@@ -335,6 +344,276 @@ def test_a_missing_or_empty_file_is_named(tmp_path: Path) -> None:
     empty = tmp_path / "empty.mp4"
     empty.write_bytes(b"")
     assert "empty file" in _error(empty)
+
+
+# --------------------------------------------------------------------------------------------------
+# Duration from the headers, without FFmpeg.
+
+# 2.3 s, not the 1 s of the other clips: a duration read from the wrong field is unlikely to match.
+PROBE_FRAMES = 23
+
+
+@pytest.mark.parametrize(
+    ("name", "codec", "options"),
+    [
+        ("clip.mp4", "libx264", {}),  # FFmpeg writes the index after the media by default
+        ("fast.mp4", "libx264", {"movflags": "faststart"}),
+        ("clip.mov", "libx264", {}),
+        ("part2.mp4", "mpeg4", {}),
+        ("clip.mkv", "libx264", {}),
+        ("clip.webm", "libvpx-vp9", {}),
+    ],
+)
+def test_probe_duration_agrees_with_ffmpeg(
+    tmp_path: Path, name: str, codec: str, options: dict[str, str]
+) -> None:
+    path = write_clip(
+        tmp_path / name, _frames(PROBE_FRAMES), fps=10, codec=codec, container_options=options
+    )
+    data = path.read_bytes()
+    if name == "clip.mp4":  # really the camera's layout, the index at the end
+        assert data.find(b"moov") > data.find(b"mdat") > 0
+    probed = probe_duration(path)
+    expected = extract_video(path).duration
+    assert probed is not None and expected is not None
+    assert probed == pytest.approx(expected, abs=0.05)
+    assert probed == pytest.approx(PROBE_FRAMES / 10, abs=0.15)
+    assert probe_duration(str(path)) == probed  # a str path too
+
+
+@pytest.mark.parametrize(("name", "codec"), [("clip.avi", "mpeg4"), ("clip.ts", "libx264")])
+def test_probe_duration_knows_no_other_container(tmp_path: Path, name: str, codec: str) -> None:
+    path = write_clip(tmp_path / name, _frames(), fps=10, codec=codec)
+    assert extract_video(path).duration == pytest.approx(1.0, abs=0.15)  # a real video
+    assert probe_duration(path) is None
+
+
+def test_probe_duration_of_no_video_file_is_none(tmp_path: Path) -> None:
+    noise = tmp_path / "noise.mp4"
+    noise.write_bytes(np.random.default_rng(0).integers(0, 256, 20_000, np.uint8).tobytes())
+    empty = tmp_path / "empty.mp4"
+    empty.write_bytes(b"")
+    assert probe_duration(noise) is None
+    assert probe_duration(empty) is None
+    assert probe_duration(tmp_path / "gone.mp4") is None
+    assert probe_duration(tmp_path) is None  # a folder
+    assert probe_duration("bad\0name.mp4") is None  # ValueError from the OS layer
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs here")
+def test_probe_duration_does_not_wait_on_a_fifo(tmp_path: Path) -> None:
+    fifo = tmp_path / "pipe.mp4"
+    os.mkfifo(fifo)
+    started = time.monotonic()
+    assert probe_duration(fifo) is None  # opening it for reading would wait for a writer
+    assert time.monotonic() - started < 1
+
+
+def test_probe_duration_of_cut_or_corrupted_real_files_never_raises(tmp_path: Path) -> None:
+    rng = np.random.default_rng(1)
+    for name in ("clip.mp4", "fast.mp4", "clip.mkv"):
+        options = {"movflags": "faststart"} if name == "fast.mp4" else {}
+        data = _clip(tmp_path / name, container_options=options).read_bytes()
+        damaged = tmp_path / f"damaged-{name}"
+        for keep in range(0, len(data), 97):
+            damaged.write_bytes(data[:keep])
+            seconds = probe_duration(damaged)
+            assert seconds is None or (math.isfinite(seconds) and seconds > 0)
+        for _ in range(100):
+            noisy = bytearray(data)
+            spots = rng.integers(0, len(data), 8)
+            noisy[spots[0] : spots[0] + 8] = rng.integers(0, 256, 8, np.uint8).tobytes()
+            for spot in spots[1:]:
+                noisy[spot] = int(rng.integers(0, 256))
+            damaged.write_bytes(bytes(noisy))
+            seconds = probe_duration(damaged)
+            assert seconds is None or (math.isfinite(seconds) and seconds > 0)
+
+
+# Hand-made ISO base media files: only the boxes the reader looks at.
+
+
+def _box(kind: bytes, body: bytes = b"", *, size: int | None = None) -> bytes:
+    return struct.pack(">I4s", 8 + len(body) if size is None else size, kind) + body
+
+
+_FTYP = _box(b"ftyp", b"isom\0\0\x02\0isomiso2avc1mp41")
+# What follows the times in an mvhd (rate, volume, matrix…): not read for the duration.
+_MVHD_REST = bytes(80)
+
+
+def _mvhd(timescale: int, duration: int, *, version: int = 0) -> bytes:
+    times = (
+        struct.pack(">IIII", 1, 2, timescale, duration)
+        if version == 0
+        else struct.pack(">QQIQ", 1, 2, timescale, duration)
+    )
+    return _box(b"mvhd", bytes([version, 0, 0, 0]) + times + _MVHD_REST)
+
+
+def _mp4(tmp_path: Path, *boxes: bytes) -> Path:
+    path = tmp_path / "made.mp4"
+    path.write_bytes(_FTYP + b"".join(boxes))
+    return path
+
+
+def test_probe_duration_reads_a_version_0_and_a_64_bit_version_1_mvhd(tmp_path: Path) -> None:
+    assert probe_duration(_mp4(tmp_path, _box(b"moov", _mvhd(600, 1500)))) == 2.5
+    # Five billion ticks: more than 32 bits hold, as a long recording at a fine timescale.
+    v1 = _mvhd(1000, 5_000_000_000, version=1)
+    assert probe_duration(_mp4(tmp_path, _box(b"moov", v1))) == 5_000_000.0
+    # The mvhd need not be the moov's first box.
+    other = _box(b"udta", b"\0" * 20)
+    assert probe_duration(_mp4(tmp_path, _box(b"moov", other + _mvhd(90000, 45000)))) == 0.5
+
+
+@pytest.mark.parametrize(
+    "mvhd",
+    [
+        _mvhd(0, 1500),  # no timescale: a division by zero
+        _mvhd(0, 1500, version=1),
+        _mvhd(600, 0xFFFF_FFFF),  # all ones: unknown
+        _mvhd(600, 0xFFFF_FFFF_FFFF_FFFF, version=1),
+        _mvhd(600, 0),  # a fragmented MP4 keeps its duration in the fragments
+        _mvhd(600, 1500, version=2),  # no such version
+        _mvhd(600, 1500)[:20],  # cut short inside the times
+        _mvhd(1000, 5_000_000_000, version=1)[:36],
+        _box(b"mvhd"),
+    ],
+)
+def test_probe_duration_of_an_unusable_mvhd_is_none(tmp_path: Path, mvhd: bytes) -> None:
+    assert probe_duration(_mp4(tmp_path, _box(b"moov", mvhd))) is None
+
+
+def test_probe_duration_finds_the_moov_after_a_64_bit_mdat(tmp_path: Path) -> None:
+    media = b"\x55" * 1000
+    largesize = struct.pack(">Q", 16 + len(media))
+    mdat = _box(b"mdat", largesize + media, size=1)
+    assert probe_duration(_mp4(tmp_path, mdat, _box(b"moov", _mvhd(600, 1500)))) == 2.5
+
+
+def test_probe_duration_of_a_box_running_to_the_end_of_the_file(tmp_path: Path) -> None:
+    # Size 0 is "to the end of the file": a last moov so written is read...
+    assert probe_duration(_mp4(tmp_path, _box(b"moov", _mvhd(600, 1500), size=0))) == 2.5
+    # ...and a moov after a size-0 mdat is media data, not an index.
+    mdat = _box(b"mdat", b"\x55" * 100, size=0)
+    assert probe_duration(_mp4(tmp_path, mdat, _box(b"moov", _mvhd(600, 1500)))) is None
+
+
+@pytest.mark.parametrize(
+    "liar",
+    [
+        _box(b"mdat", b"\x55" * 100, size=0xFFFF_FFFF),  # 4 GiB in a 200-byte file
+        _box(b"mdat", struct.pack(">Q", 0xFFFF_FFFF_FFFF_FFFF) + b"\x55" * 100, size=1),
+        _box(b"mdat", struct.pack(">Q", 1 << 63) + b"\x55" * 100, size=1),
+        _box(b"mdat", struct.pack(">Q", 3) + b"\x55" * 100, size=1),  # smaller than its header
+        _box(b"free", size=4),  # smaller than its header
+        _box(b"free", size=1),  # a 64-bit size that is not there
+        _box(b"free") * 100_000,  # more boxes than are ever looked at
+    ],
+)
+def test_probe_duration_of_a_lying_box_size_is_none_at_once(tmp_path: Path, liar: bytes) -> None:
+    path = _mp4(tmp_path, liar, _box(b"moov", _mvhd(600, 1500)))
+    started = time.monotonic()
+    assert probe_duration(path) is None
+    assert time.monotonic() - started < 1
+
+
+def test_probe_duration_of_a_moov_claiming_more_than_the_file_reads_what_is_there(
+    tmp_path: Path,
+) -> None:
+    moov = _box(b"moov", _mvhd(600, 1500), size=0xFFFF_FFFF)  # cut short after its mvhd
+    started = time.monotonic()
+    assert probe_duration(_mp4(tmp_path, moov, _box(b"trak", b"\0" * 8, size=1 << 31))) == 2.5
+    assert time.monotonic() - started < 1
+
+
+# Hand-made Matroska files: EBML elements with 8-byte sizes (any length is valid).
+
+_UNKNOWN = b"\x01\xff\xff\xff\xff\xff\xff\xff"  # all ones: a live stream's unknown size
+
+
+def _element(ident: int, body: bytes = b"", *, size: bytes | None = None) -> bytes:
+    head = ident.to_bytes((ident.bit_length() + 7) // 8, "big")
+    return head + (size if size is not None else (1 << 56 | len(body)).to_bytes(8, "big")) + body
+
+
+_EBML_HEADER = _element(0x1A45DFA3, _element(0x4282, b"matroska"))
+_CLUSTER = _element(0x1F43B675, _element(0xE7, b"\0") + b"\0" * 200, size=_UNKNOWN)
+
+
+def _scale(nanoseconds: int) -> bytes:
+    return _element(0x2AD7B1, nanoseconds.to_bytes(4, "big"))
+
+
+def _duration(value: float, fmt: str = ">d") -> bytes:
+    return _element(0x4489, struct.pack(fmt, value))
+
+
+def _mkv(
+    tmp_path: Path, info: bytes, *, segment_size: bytes | None = None, tail: bytes = b""
+) -> Path:
+    path = tmp_path / "made.mkv"
+    segment = _element(0x18538067, info + tail, size=segment_size)
+    path.write_bytes(_EBML_HEADER + segment)
+    return path
+
+
+@pytest.mark.parametrize("segment_size", [None, _UNKNOWN])
+@pytest.mark.parametrize(
+    ("info", "seconds"),
+    [
+        (_element(0x1549A966, _scale(1_000_000) + _duration(2500.0)), 2.5),
+        (_element(0x1549A966, _duration(2500.0)), 2.5),  # the default scale: milliseconds
+        (_element(0x1549A966, _duration(25000.0, ">f") + _scale(100_000)), 2.5),  # 32-bit float
+        (_element(0x1549A966, _scale(1_000_000) + _duration(2500.0), size=_UNKNOWN), 2.5),
+    ],
+)
+def test_probe_duration_reads_a_matroska_info(
+    tmp_path: Path, info: bytes, seconds: float, segment_size: bytes | None
+) -> None:
+    # A Void and a SeekHead before the Info, a Cluster of unknown size after it.
+    before = _element(0xEC, b"\0" * 10) + _element(0x114D9B74, b"\0" * 10)
+    path = _mkv(tmp_path, before + info, segment_size=segment_size, tail=_CLUSTER)
+    assert probe_duration(path) == pytest.approx(seconds)
+
+
+@pytest.mark.parametrize(
+    "info",
+    [
+        _element(0x1549A966, _scale(1_000_000)),  # no Duration: a live recording's
+        _element(0x1549A966, _scale(0) + _duration(2500.0)),
+        _element(0x1549A966, _duration(-2500.0)),
+        _element(0x1549A966, _duration(math.nan)),
+        _element(0x1549A966, _duration(math.inf)),
+        _element(0x1549A966, _element(0x4489, b"\0\0\0")),  # no float has 3 bytes
+        _element(0x1549A966, _element(0x4489)),  # an empty float is 0
+        _CLUSTER,  # the media with no Info before it
+        b"\0" * 50,  # no element at all
+    ],
+)
+def test_probe_duration_of_a_matroska_without_a_usable_duration_is_none(
+    tmp_path: Path, info: bytes
+) -> None:
+    for segment_size in (None, _UNKNOWN):
+        path = _mkv(tmp_path, info, segment_size=segment_size, tail=_CLUSTER)
+        started = time.monotonic()
+        assert probe_duration(path) is None
+        assert time.monotonic() - started < 1
+
+
+def test_probe_duration_of_a_matroska_with_lying_sizes_is_none_at_once(tmp_path: Path) -> None:
+    voids = _element(0xEC) * 100_000  # more elements than are ever looked at
+    info = _element(0x1549A966, _duration(2500.0))
+    huge = (1 << 56 | (1 << 56) - 2).to_bytes(8, "big")  # 2**56 bytes in a small file
+    for path in (
+        _mkv(tmp_path, voids + info),
+        _mkv(tmp_path, _element(0xEC, size=huge) + info),
+        _mkv(tmp_path, info, segment_size=b"\x00"),  # no vint starts with a zero byte
+    ):
+        started = time.monotonic()
+        assert probe_duration(path) is None
+        assert time.monotonic() - started < 1
 
 
 # --------------------------------------------------------------------------------------------------

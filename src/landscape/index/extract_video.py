@@ -16,6 +16,10 @@ The display rotation of a phone video held upright lives in the stream's display
 PyAV does not expose without decoding a frame; it is read here from where the container keeps
 it: the ``tkhd`` box of an MP4/MOV (where FFmpeg itself reads it) and the ``Projection``
 element of a Matroska/WebM track, with the legacy ``rotate`` tag as a fallback.
+
+:func:`probe_duration` reads a file's duration from those same structures (the ``mvhd`` box,
+the Matroska ``Info``) in pure Python, without FFmpeg: the indexer's main process calls it on
+files it has not vetted yet, where a crash or a hang inside FFmpeg would take the process down.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from __future__ import annotations
 import math
 import os
 import re
+import stat
 import struct
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
@@ -33,13 +38,13 @@ from typing import IO, TYPE_CHECKING, Any
 
 from landscape.errors import VideoDecodeError
 from landscape.index.extract import parse_exif_datetime, wall_clock
-from landscape.index.sniff import sniff_file
+from landscape.index.sniff import HEAD_SIZE, sniff_bytes, sniff_file
 
 if TYPE_CHECKING:
     from av.container import InputContainer
     from av.video.stream import VideoStream
 
-__all__ = ["VideoFacts", "extract_video", "parse_iso6709"]
+__all__ = ["VideoFacts", "extract_video", "parse_iso6709", "probe_duration"]
 
 # Raw tag values longer than this are cut (an XMP packet or a long description in a tag).
 _MAX_TAG_TEXT = 2048
@@ -440,23 +445,35 @@ def _video_track_rotation(fh: IO[bytes], body: int, end: int) -> tuple[bool, flo
     return is_video, rotation
 
 
-def _matroska_rotation(fh: IO[bytes], size: int) -> float | None:
-    """Clockwise rotation of the first video track of a Matroska/WebM file, or None."""
+def _segment_child(fh: IO[bytes], size: int, wanted: int) -> tuple[int, int] | None:
+    """``(body start, body end)`` of the first ``wanted`` element of a Matroska ``Segment``.
+
+    Only the first Segment, and only before its first ``Cluster``: the header elements
+    (``Info``, ``Tracks``) come before the media, and stopping there keeps the walk short on a
+    file of thousands of clusters.
+    """
     for ident, body, end in _elements(fh, 0, size):
         if ident != _EBML_SEGMENT:
             continue
         for child, start, stop in _elements(fh, body, end):
             if child == _EBML_CLUSTER:
-                return None  # the tracks come before the media; none were found
-            if child != _EBML_TRACKS:
-                continue
-            for entry, entry_start, entry_stop in _elements(fh, start, stop):
-                if entry == _EBML_TRACK_ENTRY:
-                    is_video, rotation = _video_track_rotation(fh, entry_start, entry_stop)
-                    if is_video:
-                        return rotation
-            return None
+                return None
+            if child == wanted:
+                return start, stop
         return None
+    return None
+
+
+def _matroska_rotation(fh: IO[bytes], size: int) -> float | None:
+    """Clockwise rotation of the first video track of a Matroska/WebM file, or None."""
+    tracks = _segment_child(fh, size, _EBML_TRACKS)
+    if tracks is None:
+        return None
+    for entry, entry_start, entry_stop in _elements(fh, *tracks):
+        if entry == _EBML_TRACK_ENTRY:
+            is_video, rotation = _video_track_rotation(fh, entry_start, entry_stop)
+            if is_video:
+                return rotation
     return None
 
 
@@ -488,6 +505,109 @@ def _rotation(path: Path, fmt: str | None, stream_tags: Mapping[str, str]) -> in
     if not math.isfinite(degrees):
         return 0
     return round(degrees / 90) % 4 * 90
+
+
+# --------------------------------------------------------------------------------------------------
+# Duration without FFmpeg.
+
+# Where the timescale and the duration sit in an ``mvhd`` body of each version, and the all-ones
+# duration that means "unknown". After the version and flags (4 bytes), version 0 has 32-bit
+# creation and modification times and duration, version 1 64-bit ones (for long movies).
+_MVHD_TIMES = {
+    0: (struct.Struct(">12xII"), 0xFFFF_FFFF),
+    1: (struct.Struct(">20xIQ"), 0xFFFF_FFFF_FFFF_FFFF),
+}
+
+
+def _mp4_duration(fh: IO[bytes], size: int) -> float | None:
+    """Seconds of an MP4/MOV: the movie header's (``mvhd``) duration over its timescale.
+
+    The ``moov`` box is looked for among the top-level boxes wherever it is: first after
+    ``faststart``, after the media data (``mdat``) as a camera writes it.
+    """
+    moov = _child(fh, 0, size, b"moov")
+    mvhd = _child(fh, *moov, b"mvhd") if moov is not None else None
+    if mvhd is None:
+        return None
+    data = _read(fh, *mvhd, 32)
+    layout = _MVHD_TIMES.get(data[0]) if data else None
+    if layout is None or len(data) < layout[0].size:
+        return None  # a version this reader does not know, or a box cut short
+    timescale, duration = layout[0].unpack_from(data)
+    if timescale == 0 or duration == layout[1]:
+        return None
+    return duration / timescale
+
+
+_EBML_INFO = 0x1549A966
+_EBML_TIMESTAMP_SCALE = 0x2AD7B1
+_EBML_DURATION = 0x4489
+# Nanoseconds per timestamp unit when the Info does not say: the specification's default.
+_DEFAULT_TIMESTAMP_SCALE = 1_000_000
+
+
+def _matroska_duration(fh: IO[bytes], size: int) -> float | None:
+    """Seconds of a Matroska/WebM file: the ``Info``'s Duration, in TimestampScale units.
+
+    A live recording (an unknown-size Segment) may have no Duration: then None.
+    """
+    info = _segment_child(fh, size, _EBML_INFO)
+    if info is None:
+        return None
+    scale, duration = _DEFAULT_TIMESTAMP_SCALE, None
+    for ident, start, stop in _elements(fh, *info):
+        if ident == _EBML_TIMESTAMP_SCALE:
+            scale = _ebml_uint(fh, start, stop)
+        elif ident == _EBML_DURATION:
+            duration = _ebml_float(fh, start, stop)
+    return duration * scale / 1e9 if duration is not None else None
+
+
+_DURATION_READERS: dict[str, Callable[[IO[bytes], int], float | None]] = {
+    **dict.fromkeys(_ISO_BMFF_FORMATS, _mp4_duration),
+    "MKV": _matroska_duration,
+    "WebM": _matroska_duration,
+}
+# Opening a FIFO for reading waits for a writer: without blocking, it opens at once and is
+# then refused as no regular file.
+_PROBE_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
+
+
+def _open_regular(path: Path | str) -> IO[bytes] | None:
+    """``path`` opened for reading when it is a regular file; None for a FIFO, device, folder."""
+    fd = os.open(path, _PROBE_FLAGS)
+    try:
+        regular = stat.S_ISREG(os.fstat(fd).st_mode)
+    except OSError:
+        os.close(fd)
+        raise
+    if not regular:
+        os.close(fd)
+        return None
+    return os.fdopen(fd, "rb")
+
+
+def probe_duration(path: Path | str) -> float | None:
+    """Seconds of the video at ``path`` from its container headers, without FFmpeg; else None.
+
+    For the indexer's main process, which sizes a worker's timeout by it before any worker
+    has looked at the file: pure Python, so a hostile file can neither crash nor hang it, and
+    bounded (the first bytes, then at most a few thousand box or element headers per level).
+    MP4/MOV/M4V/3GP give the ``mvhd`` duration, Matroska/WebM the ``Info`` Duration. Other
+    formats (AVI, MPEG-TS…), malformed or unknown values, and a missing, unreadable or
+    irregular file (a FIFO, a folder) give None; the result is otherwise finite and positive.
+    """
+    try:
+        fh = _open_regular(path)
+        if fh is None:
+            return None
+        with fh:
+            size = os.fstat(fh.fileno()).st_size
+            reader = _DURATION_READERS.get(sniff_bytes(fh.read(HEAD_SIZE)).format or "")
+            seconds = reader(fh, size) if reader is not None else None
+    except (OSError, ValueError, OverflowError, struct.error):
+        return None  # unreadable, or structures that point outside any real file
+    return seconds if seconds is not None and math.isfinite(seconds) and seconds > 0 else None
 
 
 # --------------------------------------------------------------------------------------------------
