@@ -181,7 +181,7 @@ def test_predict_prints_a_timeline_for_a_video_and_labels_for_images(
 def test_cut_thumbnails_read_the_luma_plane_or_convert() -> None:
     """Planar YUV frames are sampled straight from their luma plane; other formats are
     converted. Both see the same picture (a smooth gradient: point samples ≈ averages)."""
-    from landscape.inference.video import _thumb
+    from landscape.data.video_frames import _thumb
 
     x = np.linspace(0, 255, 320)[None, :, None]
     y = np.linspace(0, 120, 180)[:, None, None]

@@ -8,13 +8,8 @@ with the bundle's own preprocessing (the image path's :func:`~landscape.data.tra
 and :func:`~landscape.data.transforms.normalize`), and turns the per-sample probabilities into
 segments.
 
-**Sampling.** ``strategy="seek"`` (default) reads the keyframe positions from the container's
-packets (no decoding), then decodes forward from the current position while the next sample is
-before the next keyframe, and seeks only when a keyframe lies between: never more decoding than
-reading everything, often much less (x264 puts a keyframe at every cut and at least every 10 s;
-phones every second). ``"decode"`` decodes every frame in order; it is the fallback when the
-container cannot seek (raw MPEG streams, a broken index). ``benchmarks/bench_video.py``
-measures both.
+**Sampling** is :mod:`landscape.data.video_frames`' (seek by keyframes or decode in order;
+scene cuts from luma thumbnails; where a broken file stops), shared with the index's workers.
 
 **Smoothing: Viterbi with a switching cost**, not a moving average. The label path maximises
 Σ log p(label at sample) − ``switch_cost`` × (number of label changes): a single odd frame
@@ -28,20 +23,26 @@ time.
 
 from __future__ import annotations
 
-import bisect
-import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 from PIL import Image
 
 from landscape.data.transforms import normalize, resize_crop
-from landscape.errors import UserError
+from landscape.data.video_frames import (
+    FrameSampler,
+    SampledFrame,
+    Strategy,
+    VideoError,
+    sample_frames,
+    video_duration,
+)
 
 __all__ = [
+    "FrameSampler",
     "SampledFrame",
     "Segment",
     "Strategy",
@@ -49,31 +50,11 @@ __all__ = [
     "VideoError",
     "build_timeline",
     "classify_video",
+    "covered_duration",
     "format_time",
     "sample_frames",
     "smooth_labels",
 ]
-
-Strategy = Literal["seek", "decode"]
-
-# Mean absolute difference (0–255) between 32×18 grey thumbnails of consecutive decoded frames
-# above which the second one starts a new shot. A pan moves a few levels; a cut, tens.
-_CUT_THRESHOLD = 28.0
-_THUMB = (32, 18)
-_EPS = 1e-6
-
-
-class VideoError(UserError):
-    """A video cannot be opened or holds nothing to classify."""
-
-
-@dataclass(frozen=True)
-class SampledFrame:
-    """One frame to classify: its time in seconds, the picture, and whether a cut opened it."""
-
-    time: float
-    image: Image.Image = field(repr=False)
-    cut: bool = False
 
 
 @dataclass(frozen=True)
@@ -123,11 +104,15 @@ class Timeline:
     cuts: int
     model_id: str
     strategy: Strategy
+    #: why decoding stopped early (a truncated or corrupt file), else None; the timeline then
+    #: covers what decoded, up to ``duration``
+    broken: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
         return {
             "duration": round(self.duration, 3),
+            "broken": self.broken,
             "dominant": self.dominant,
             "dominant_share": round(self.dominant_share, 4),
             "segments": [s.to_dict() for s in self.segments],
@@ -144,170 +129,6 @@ def format_time(seconds: float) -> str:
     hours, rest = divmod(whole, 3600)
     minutes, secs = divmod(rest, 60)
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes:02d}:{secs:02d}"
-
-
-# --------------------------------------------------------------------------------------------
-# Sampling
-
-
-def _open(path: Path) -> tuple[Any, Any]:
-    import av
-
-    try:
-        container = av.open(str(path))
-    except (av.error.FFmpegError, OSError, UnicodeDecodeError) as exc:
-        raise VideoError(
-            f"not a readable video ({_reason(exc)})", path=path, fix="remove or replace the file"
-        ) from exc
-    if not container.streams.video:
-        container.close()
-        raise VideoError("has no video stream", path=path, fix="nothing to classify in it")
-    stream = container.streams.video[0]
-    stream.thread_type = "AUTO"  # frame and slice threads: decoding is most of the work
-    return container, stream
-
-
-def _reason(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    return text[:200] if text else type(exc).__name__
-
-
-def _duration(container: Any, stream: Any) -> float | None:
-    if stream.duration is not None and stream.time_base is not None:
-        return float(stream.duration * stream.time_base)
-    if container.duration is not None:
-        return container.duration / 1_000_000
-    return None
-
-
-def _keyframes(path: Path) -> list[float] | None:
-    """Times of the video's keyframes from its packets (no decoding); None when unknown."""
-    import av
-
-    try:
-        with av.open(str(path)) as container:
-            stream = container.streams.video[0]
-            start, unit = stream.start_time or 0, stream.time_base
-            if unit is None:
-                return None
-            times = [
-                float((packet.pts - start) * unit)
-                for packet in container.demux(stream)
-                if packet.is_keyframe and packet.pts is not None
-            ]
-    except (av.error.FFmpegError, OSError, IndexError):
-        return None
-    return sorted(times) or None
-
-
-def _picture(frame: Any) -> Image.Image:
-    image = frame.to_image()
-    rotation = getattr(frame, "rotation", 0) or 0
-    # The display matrix says how to show the picture (phones film sideways); PIL's rotate is
-    # counter-clockwise like the matrix's angle.
-    return image.rotate(rotation, expand=True) if rotation % 360 else image
-
-
-_PLANAR_LUMA = ("yuv", "yuvj", "nv12", "nv21", "gray")
-
-
-def _thumb(frame: Any) -> np.ndarray:
-    """A tiny grey picture of the frame for cut detection: every decoded frame pays for it,
-    so it is read straight from the luma plane where the format has one (no conversion)."""
-    name = frame.format.name
-    if name.startswith(_PLANAR_LUMA) and "p10" not in name and "p12" not in name:
-        plane = frame.planes[0]
-        luma = np.frombuffer(plane, np.uint8).reshape(-1, plane.line_size)[:, : plane.width]
-        rows = np.linspace(0, luma.shape[0] - 1, _THUMB[1]).astype(np.intp)
-        cols = np.linspace(0, luma.shape[1] - 1, _THUMB[0]).astype(np.intp)
-        return luma[np.ix_(rows, cols)].astype(np.int16)
-    small = frame.reformat(width=_THUMB[0], height=_THUMB[1], format="gray")
-    return small.to_ndarray().astype(np.int16)
-
-
-def _frames(container: Any, stream: Any) -> Iterator[tuple[float, Any]]:
-    start = stream.start_time or 0
-    for frame in container.decode(stream):
-        if frame.pts is None:
-            continue
-        yield float((frame.pts - start) * stream.time_base), frame
-
-
-def sample_frames(
-    path: Path,
-    *,
-    every: float = 1.0,
-    scene_cuts: bool = True,
-    strategy: Strategy = "seek",
-) -> Iterator[SampledFrame]:
-    """The frames to classify, in time order: one every ``every`` seconds (the first frame at
-    or after each mark) and, with ``scene_cuts``, the first frame of each new shot found among
-    the frames decoded on the way. Raises :class:`VideoError` for a file that is not a video
-    or has no video stream; a file that breaks part-way ends the iteration where it broke
-    (raise happens only before the first frame)."""
-    import av
-
-    if not every > 0:
-        raise ValueError(f"every must be > 0 seconds, got {every}")
-    path = Path(path)
-    keyframes = _keyframes(path) if strategy == "seek" else None
-    container, stream = _open(path)
-    try:
-        yield from _sample(container, stream, every, scene_cuts, keyframes, path)
-    except av.error.FFmpegError:
-        return  # a truncated or corrupt tail: what decoded so far stands
-    finally:
-        container.close()
-
-
-def _sample(
-    container: Any,
-    stream: Any,
-    every: float,
-    scene_cuts: bool,
-    keyframes: list[float] | None,
-    path: Path,
-) -> Iterator[SampledFrame]:
-    target = 0.0
-    previous: np.ndarray | None = None
-    last_sampled: np.ndarray | None = None
-    position = -math.inf  # time of the last decoded frame
-    decoded = _frames(container, stream)
-    got_any = False
-    while True:
-        if keyframes is not None and _should_seek(keyframes, position, target):
-            start = stream.start_time or 0
-            container.seek(int(target / stream.time_base) + start, stream=stream, backward=True)
-            decoded = _frames(container, stream)
-            # Across a jump, the first frame (a keyframe: encoders put one at each cut) is
-            # compared with the last sample instead.
-            previous = last_sampled
-        try:
-            time, frame = next(decoded)
-        except StopIteration:
-            break
-        position = time
-        cut = False
-        thumb = None
-        if scene_cuts:
-            thumb = _thumb(frame)
-            cut = previous is not None and float(np.abs(thumb - previous).mean()) > _CUT_THRESHOLD
-            previous = thumb
-        if time + _EPS >= target or cut:
-            got_any = True
-            last_sampled = thumb
-            yield SampledFrame(time, _picture(frame), cut=cut)
-            if time + _EPS >= target:
-                target = (math.floor(time / every + _EPS) + 1) * every
-    if not got_any:
-        raise VideoError("has no video frames", path=path, fix="nothing to classify in it")
-
-
-def _should_seek(keyframes: list[float], position: float, target: float) -> bool:
-    """Seek when a keyframe lies after what was decoded and at or before the target: decoding
-    from it is shorter than decoding everything in between."""
-    i = bisect.bisect_right(keyframes, target + _EPS) - 1
-    return i >= 0 and keyframes[i] > position + _EPS
 
 
 # --------------------------------------------------------------------------------------------
@@ -476,13 +297,14 @@ def classify_video(
                 keyframes.append(_small(sample.image))
         pending.clear()
 
-    for sample in sample_frames(path, every=every, scene_cuts=scene_cuts, strategy=strategy):
+    sampler = FrameSampler(path, every=every, scene_cuts=scene_cuts, strategy=strategy)
+    for sample in sampler:
         pending.append(sample)
         if len(pending) >= batch_size:
             flush()
     if pending:
         flush()
-    duration = _video_duration(path, times[-1] + every)
+    duration = covered_duration(video_duration(Path(path)), times[-1], every, sampler.broken)
     return build_timeline(
         np.asarray(times),
         np.asarray(cuts, dtype=bool),
@@ -496,7 +318,20 @@ def classify_video(
         min_segment=min_segment,
         keyframes=keyframes if keep_keyframes else None,
         strategy=strategy,
+        broken=sampler.broken,
     )
+
+
+def covered_duration(
+    declared: float | None, last_sample: float, every: float, broken: str | None
+) -> float:
+    """How much of a video its timeline spans: the declared duration, unless decoding broke
+    off (then up to the last sample and one step, no further than declared) or the container
+    declares none (the last sample and one step)."""
+    reached = last_sample + every
+    if declared is None:
+        return reached
+    return min(declared, reached) if broken is not None else max(declared, last_sample)
 
 
 def build_timeline(
@@ -513,6 +348,7 @@ def build_timeline(
     min_segment: float = 2.0,
     keyframes: Sequence[Image.Image] | None = None,
     strategy: Strategy = "seek",
+    broken: str | None = None,
 ) -> Timeline:
     """The timeline of already classified samples: their times (seconds, increasing), whether
     a cut opened each, their class probabilities (temperature applied) and features — what
@@ -545,6 +381,7 @@ def build_timeline(
         cuts=int(np.count_nonzero(cuts)),
         model_id=model_id,
         strategy=strategy,
+        broken=broken,
     )
 
 
@@ -552,16 +389,3 @@ def _small(image: Image.Image, side: int = 320) -> Image.Image:
     copy = image.copy()
     copy.thumbnail((side, side))
     return copy
-
-
-def _video_duration(path: Path, fallback: float) -> float:
-    """The container's duration, else (a stream without one) the last sample + one step."""
-    import av
-
-    try:
-        with av.open(str(path)) as container:
-            stream = container.streams.video[0]
-            found = _duration(container, stream)
-    except (av.error.FFmpegError, OSError, IndexError):
-        found = None
-    return found if found is not None and found > 0 else fallback
