@@ -19,15 +19,18 @@ INTEL = REPO.parent / "shared" / "datasets" / "intel-sample"
 
 @pytest.fixture(scope="session", autouse=True)
 def _isolated_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    # Weights and feature caches go to a per-session temp dir, never the user's home.
-    old = os.environ.get("LANDSCAPE_CACHE")
+    # Weights and feature caches, and the data dir (keyframes of a PostgreSQL index), go to
+    # per-session temp dirs, never the user's home.
+    old = {name: os.environ.get(name) for name in ("LANDSCAPE_CACHE", "LANDSCAPE_HOME")}
     os.environ["LANDSCAPE_CACHE"] = str(tmp_path_factory.mktemp("cache"))
+    os.environ["LANDSCAPE_HOME"] = str(tmp_path_factory.mktemp("home"))
     os.environ.setdefault("MPLBACKEND", "Agg")
     yield
-    if old is None:
-        os.environ.pop("LANDSCAPE_CACHE", None)
-    else:
-        os.environ["LANDSCAPE_CACHE"] = old
+    for name, value in old.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

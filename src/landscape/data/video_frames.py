@@ -41,6 +41,7 @@ __all__ = [
     "SampledFrame",
     "Strategy",
     "VideoError",
+    "format_time",
     "sample_frames",
     "video_duration",
 ]
@@ -72,6 +73,14 @@ class SampledFrame:
     time: float
     image: Image.Image = field(repr=False)
     cut: bool = False
+
+
+def format_time(seconds: float) -> str:
+    """``mm:ss`` (``h:mm:ss`` from an hour), as a timeline shows it."""
+    whole = round(seconds)
+    hours, rest = divmod(whole, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes:02d}:{secs:02d}"
 
 
 def _reason(exc: BaseException) -> str:

@@ -4,6 +4,14 @@ The stages are joined lazily and bounded: the walker yields files one by one, at
 per worker are in flight (:class:`~landscape.index.sandbox.Sandbox`), and results are written
 every ``batch_size`` files in one transaction — memory stays flat however large the archive.
 
+Images go first, videos after them (told by their extension; a video named like an image is
+found by its bytes and handled where it comes): a video takes seconds to minutes, and its
+sampled frames wait on disk in the spill folder, so only a couple are read ahead, each with a
+timeout scaled to its duration, and each is written as soon as it is classified — one
+prediction row for the whole video and one per segment of its timeline
+(:mod:`landscape.inference.video`), with a keyframe JPEG per segment
+(:mod:`landscape.index.keyframes`).
+
 Idempotent and incremental: a file whose size and mtime are unchanged is only marked seen (no
 hashing, no decoding, no inference); a changed one is hashed and, when its content changed,
 re-read and re-classified; a new path whose content matches a file that is no longer where it
@@ -16,6 +24,7 @@ from __future__ import annotations
 
 import errno
 import os
+import shutil
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import nullcontext
@@ -31,13 +40,21 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from .db import session_factory, write_error, writer_lock
+from .keyframes import (
+    clear_stale_spills,
+    keyframe_name,
+    keyframe_root,
+    remove_keyframes,
+    spill_dir,
+    write_keyframe,
+)
 from .registry import register_bundle
 from .sandbox import Outcome, Sandbox
 from .scanner import FoundFile, RootError, WalkProblem, check_root, count_files, walk
 from .schema import File, Prediction, Root, Scan, utcnow
-from .work import FileJob, FileResult, init_worker, process_file
+from .work import FileJob, FileResult, VideoSampling, init_worker, process_file
 from .writer import (
-    ClassifiedImage,
+    Classified,
     find_moved,
     mark_missing,
     replace_predictions,
@@ -53,6 +70,16 @@ Advance = Callable[..., None]
 ProgressFactory = Callable[[str, int], Any]
 
 _LOOKUP_CHUNK = 256
+# What the planner sends to the video phase (the worker decides from the bytes regardless).
+_VIDEO_SUFFIXES = frozenset(
+    {
+        *(".mp4", ".m4v", ".mov", ".qt", ".3gp", ".3g2", ".mkv", ".webm", ".avi"),
+        *(".ts", ".mts", ".m2ts", ".mpg", ".mpeg", ".flv", ".wmv", ".asf"),
+    }
+)
+# A video without a declared duration is timed as if it had this bit rate (bytes/s): low for
+# footage, so its timeout is generous rather than short.
+_FLOOR_BYTES_PER_SECOND = 125_000
 
 
 @dataclass(frozen=True)
@@ -66,6 +93,13 @@ class IndexOptions:
     reclassify: bool = False
     allow_empty: bool = False
     draft: bool = True
+    #: video sampling step and shortest segment, seconds
+    every: float = 1.0
+    min_segment: float = 2.0
+    #: a video's timeout: ``timeout`` plus this many seconds per second of video
+    video_timeout_factor: float = 2.0
+    #: where keyframes go (None: beside a SQLite database, else the data dir)
+    keyframe_dir: Path | None = None
 
 
 @dataclass
@@ -102,15 +136,14 @@ def _existing(session: Session, root_id: int, paths: Sequence[str]) -> dict[str,
     return {row.relative_path: row for row in rows}
 
 
-def _has_prediction(session: Session, file_ids: Sequence[int], model_id: str) -> set[int]:
+def _has_prediction(session: Session, file_ids: Sequence[int], model_id: str | None) -> set[int]:
+    """Which of ``file_ids`` have a prediction by ``model_id`` (None: by any model)."""
     if not file_ids:
         return set()
-    rows = session.scalars(
-        select(Prediction.file_id).where(
-            Prediction.file_id.in_(file_ids), Prediction.model_id == model_id
-        )
-    ).all()
-    return set(rows)
+    query = select(Prediction.file_id).where(Prediction.file_id.in_(file_ids))
+    if model_id is not None:
+        query = query.where(Prediction.model_id == model_id)
+    return set(session.scalars(query.distinct()).all())
 
 
 def _chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
@@ -134,6 +167,7 @@ class _Run:
     summary: IndexSummary
     started: Any
     advance: Advance
+    keyframes: Path = Path()
 
 
 def _job(
@@ -207,37 +241,137 @@ def _plan(run: _Run, root_id: int, root: Path, session: Session) -> Iterator[Fil
 
 
 def _needs_inference(run: _Run, session: Session, rows: Sequence[File]) -> set[int]:
-    """Unchanged images to (re)classify: all with --reclassify, else those the model lacks."""
+    """Unchanged images and videos to (re)classify: all with --reclassify, else those the model
+    lacks. A video that broke part-way has status ``error`` and a partial timeline: it counts
+    when some model could classify it (one that never decoded is not retried every run)."""
     if run.model_id is None:
         return set()
-    images = [r.id for r in rows if r.media_type == "image" and r.status == "ok"]
-    if run.options.reclassify:
-        return set(images)
-    return set(images) - _has_prediction(session, images, run.model_id)
+    media = [r.id for r in rows if r.media_type in ("image", "video") and r.status == "ok"]
+    broken = [r.id for r in rows if r.media_type == "video" and r.status == "error"]
+    media += sorted(_has_prediction(session, broken, None))
+    return set(media) - _has_prediction(session, media, run.model_id)
 
 
 # --------------------------------------------------------------------------------------------
 # Writing: one transaction per batch of results
 
 
-def _classify(predictor: Any, results: Sequence[FileResult]) -> dict[int, ClassifiedImage]:
+def _classify(
+    run: _Run, predictor: Any, results: Sequence[FileResult]
+) -> dict[int, list[Classified]]:
+    """The rows to store per result index: an image's one, a video's whole-video row and
+    segments."""
+    if predictor is None:
+        return {}
+    out = _classify_images(predictor, results)
+    for i, result in enumerate(results):
+        if result.frames is not None and result.frames.times and result.content_hash:
+            out[i] = _classify_video(run, predictor, result)
+    return out
+
+
+def _classify_images(predictor: Any, results: Sequence[FileResult]) -> dict[int, list[Classified]]:
     import torch
 
     from landscape.data.transforms import normalize
 
     with_pixels = [(i, r) for i, r in enumerate(results) if r.pixels is not None]
-    if predictor is None or not with_pixels:
+    if not with_pixels:
         return {}
     pixels = np.stack([r.pixels for _, r in with_pixels if r.pixels is not None])
     batch = torch.from_numpy(normalize(pixels, predictor.bundle.preprocessing))
     logits, features = predictor.logits_and_features(batch)
     predictions = predictor.predict_logits(logits)
-    out: dict[int, ClassifiedImage] = {}
+    out: dict[int, list[Classified]] = {}
     for (i, _), pred, feat in zip(with_pixels, predictions, features.numpy(), strict=True):
-        out[i] = ClassifiedImage(
-            pred.label, pred.confidence, pred.probabilities, pred.is_unknown, feat
-        )
+        out[i] = [
+            Classified(pred.label, pred.confidence, pred.probabilities, pred.is_unknown, feat)
+        ]
     return out
+
+
+def _classify_video(run: _Run, predictor: Any, result: FileResult) -> list[Classified]:
+    """A video's timeline from its spilled frames: the whole-video row, then one row per
+    segment with its keyframe written to the keyframe folder."""
+    from landscape.inference.video import build_timeline, covered_duration, score_frames
+
+    frames = result.frames
+    assert frames is not None and result.content_hash is not None
+    times = np.asarray(frames.times)
+    pixels = np.memmap(frames.pixels, dtype=np.uint8, mode="r", shape=(len(times), *frames.shape))
+    probs, features = score_frames(predictor, pixels, batch_size=run.options.batch_size)
+    del pixels  # the memory map holds the file open
+    every = run.options.every
+    timeline = build_timeline(
+        times,
+        np.asarray(frames.cuts, dtype=bool),
+        probs,
+        features,
+        duration=covered_duration(frames.duration, float(times[-1]), every, frames.broken),
+        classes=predictor.classes,
+        unknown_threshold=predictor.unknown_threshold,
+        model_id=predictor.model_id,
+        min_segment=run.options.min_segment,
+        broken=frames.broken,
+    )
+    rows: list[Classified] = []
+    for number, segment in enumerate(timeline.segments, start=1):
+        name = keyframe_name(predictor.model_id, result.content_hash, number)
+        sample = min(int(np.searchsorted(times, segment.keyframe_time)), len(times) - 1)
+        write_keyframe(run.keyframes, name, frames.thumbnail(sample))
+        rows.append(
+            Classified(
+                segment.label,
+                segment.confidence,
+                segment.probabilities,
+                segment.is_unknown,
+                segment.embedding,
+                segment=number,
+                start=segment.start,
+                end=segment.end,
+                keyframe=name,
+            )
+        )
+    return [_whole_video(rows, features, timeline.duration, predictor.unknown_threshold), *rows]
+
+
+def _whole_video(
+    segments: Sequence[Classified],
+    features: np.ndarray,
+    duration: float,
+    unknown_threshold: float | None,
+) -> Classified:
+    """Segment 0 of a video: its dominant label (the most time), that label's time-weighted
+    confidence, the time-weighted probabilities, the mean of every frame's features, and the
+    keyframe of the dominant label's longest segment."""
+    lengths = np.asarray([max((s.end or 0.0) - (s.start or 0.0), 0.0) for s in segments])
+    weights = (
+        lengths / lengths.sum() if lengths.sum() > 0 else np.full(len(segments), 1 / len(segments))
+    )
+    covered: dict[str, float] = {}
+    for segment, length in zip(segments, lengths, strict=True):
+        covered[segment.label] = covered.get(segment.label, 0.0) + float(length)
+    dominant = max(covered, key=lambda label: covered[label])
+    mine = [(s, w) for s, w in zip(segments, weights, strict=True) if s.label == dominant]
+    confidence = sum(s.confidence * w for s, w in mine) / max(sum(w for _, w in mine), 1e-12)
+    probabilities = {
+        label: float(
+            sum(s.probabilities[label] * w for s, w in zip(segments, weights, strict=True))
+        )
+        for label in segments[0].probabilities
+    }
+    longest = max((s for s, _ in mine), key=lambda s: (s.end or 0.0) - (s.start or 0.0))
+    return Classified(
+        dominant,
+        float(confidence),
+        probabilities,
+        unknown_threshold is not None and confidence < unknown_threshold,
+        features.mean(axis=0),
+        segment=0,
+        start=0.0,
+        end=duration,
+        keyframe=longest.keyframe,
+    )
 
 
 def _places(results: Sequence[FileResult]) -> dict[int, Any]:
@@ -293,7 +427,12 @@ def _write(
             results.append(done.value)
         else:
             failures.append((job, done))
-    classified = _classify(predictor, results)
+    try:
+        classified = _classify(run, predictor, results)
+    finally:
+        for result in results:
+            if result.frames is not None:
+                result.frames.discard()
     places = _places(results)
     moved = find_moved(
         session,
@@ -325,7 +464,7 @@ def _write(
             row.taken_at = _taken_at(None, job.mtime_ns)
         written.append((i, row))
         if i in classified:
-            run.summary.labels[classified[i].label] += 1
+            run.summary.labels[classified[i][0].label] += 1
         run.summary.outcomes["failed" if result.error else outcome] += 1
         run.summary.media[result.media_type] += 1
         if result.error:
@@ -339,17 +478,19 @@ def _write(
             if (facts := results[i].facts) is not None
         ],
     )
+    unused: set[str] = set()
     if run.model_id is not None:
-        replace_predictions(
+        unused = replace_predictions(
             session,
             run.model_id,
-            [(row.id, classified[i]) for i, row in written if i in classified],
+            [(row.id, item) for i, row in written if i in classified for item in classified[i]],
         )
     for job, failed in failures:
         _quarantine(session, job, failed, now)
         run.summary.outcomes["failed"] += 1
         run.summary.problems.append((job.relative_path, f"{failed.kind}: {failed.error}"))
     session.commit()
+    remove_keyframes(run.keyframes, unused)  # after the commit: a kill keeps what rows name
     so_far = run.summary.outcomes["failed"]
     run.advance(len(items), note=f"{so_far} failed" if so_far else None)
 
@@ -459,29 +600,16 @@ def _run_index(
         summary.scan_id = scan.id
         total = sum(count_files(p) for p in resolved)
         bar = progress("indexing", total) if progress is not None else nullcontext(_ignore)
+        keyframes = options.keyframe_dir or keyframe_root(engine.url)
+        clear_stale_spills(keyframes)  # a killed run's sampled frames (we hold the lock)
         with bar as advance:
-            run = _Run(model_id, options, roots_by_id, summary, utcnow(), advance)
-            preprocessing = predictor.bundle.preprocessing.model_dump() if predictor else None
-            with Sandbox(
-                options.workers,
-                timeout=options.timeout,
-                memory_mb=options.memory_mb,
-                initializer=init_worker,
-                initargs=(preprocessing, options.draft),
-                # A replaced worker (after a timeout, a crash, or every 500 files) then starts
-                # in milliseconds; workers never import torch (see landscape.index.work).
-                preload=("numpy", "PIL.Image", "landscape.index.work"),
-                prestart=False,  # a re-run with nothing to read starts no worker
-            ) as sandbox:
-                jobs = chain.from_iterable(
-                    _plan(run, root_id, path, session) for root_id, path in roots_by_id.items()
-                )
-                # Read ahead so the workers keep decoding while this thread runs the network
-                # and writes a batch; the window bounds the decoded images held in memory.
-                window = 4 * max(options.batch_size, options.workers)
-                outcomes = sandbox.map_ahead(process_file, _warming(jobs), window=window)
-                for batch in _chunks(outcomes, options.batch_size):
-                    _write(run, session, batch, predictor)
+            run = _Run(model_id, options, roots_by_id, summary, utcnow(), advance, keyframes)
+            spill = spill_dir(keyframes) if predictor is not None else None
+            try:
+                _read_and_write(run, session, roots_by_id, predictor, spill)
+            finally:
+                if spill is not None:
+                    shutil.rmtree(spill, ignore_errors=True)
             for root_id in roots_by_id:
                 summary.outcomes["missing"] += mark_missing(session, root_id, run.started)
                 root = session.get(Root, root_id)
@@ -503,6 +631,69 @@ def _run_index(
                 # large changes); PostgreSQL's autovacuum does this by itself.
                 session.execute(text("PRAGMA optimize"))
     return summary
+
+
+def _read_and_write(
+    run: _Run,
+    session: Session,
+    roots_by_id: dict[int, Path],
+    predictor: Any,
+    spill: Path | None,
+) -> None:
+    """Images through the sandbox in batches, then the videos their extension told apart."""
+    options = run.options
+    preprocessing = predictor.bundle.preprocessing.model_dump() if predictor else None
+    sampling = VideoSampling(str(spill), every=options.every) if spill is not None else None
+    videos: list[FileJob] = []
+
+    def images_first(jobs: Iterator[FileJob]) -> Iterator[FileJob]:
+        for job in jobs:
+            if Path(job.relative_path).suffix.lower() in _VIDEO_SUFFIXES:
+                videos.append(job)
+            else:
+                yield job
+
+    with Sandbox(
+        options.workers,
+        timeout=options.timeout,
+        memory_mb=options.memory_mb,
+        initializer=init_worker,
+        initargs=(preprocessing, options.draft, sampling),
+        # A replaced worker (after a timeout, a crash, or every 500 files) then starts in
+        # milliseconds; workers never import torch (see landscape.index.work).
+        preload=("numpy", "PIL.Image", "landscape.index.work"),
+        prestart=False,  # a re-run with nothing to read starts no worker
+    ) as sandbox:
+        jobs = chain.from_iterable(
+            _plan(run, root_id, path, session) for root_id, path in roots_by_id.items()
+        )
+        # Read ahead so the workers keep decoding while this thread runs the network and
+        # writes a batch; the window bounds the decoded images held in memory.
+        window = 4 * max(options.batch_size, options.workers)
+        outcomes = sandbox.map_ahead(process_file, _warming(images_first(jobs)), window=window)
+        for batch in _chunks(outcomes, options.batch_size):
+            _write(run, session, batch, predictor)
+        # Videos: the least read-ahead the sandbox allows (their frames wait on disk), and
+        # each written as soon as a worker is done with it.
+        outcomes = sandbox.map_ahead(
+            process_file,
+            iter(videos),
+            window=1,
+            timeout_for=lambda job: _video_timeout(job, options),
+        )
+        for batch in _chunks(outcomes, 1):
+            _write(run, session, batch, predictor)
+
+
+def _video_timeout(job: FileJob, options: IndexOptions) -> float:
+    """``timeout`` plus ``video_timeout_factor`` seconds per second of video, its duration read
+    from the header without FFmpeg (else guessed from the size at a low bit rate)."""
+    from .extract_video import probe_duration
+
+    seconds = probe_duration(job.path)
+    if seconds is None:
+        seconds = job.size / _FLOOR_BYTES_PER_SECOND
+    return options.timeout + options.video_timeout_factor * seconds
 
 
 def _warming(jobs: Iterator[FileJob]) -> Iterator[FileJob]:

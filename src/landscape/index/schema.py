@@ -202,10 +202,13 @@ class Model(Base):
 
 
 class Prediction(Base):
-    """One label for a file (a still image: ``segment`` 0, no times) or for a video segment.
+    """One label of a file under a model: ``segment`` 0 is the whole file (a still image; for a
+    video its dominant label, over ``0``–duration), ``segment`` 1…n a video's timeline in order,
+    with ``segment_start``/``segment_end`` in seconds and a ``keyframe`` picture.
 
-    ``segment`` is a number rather than the start time in the unique key because SQL treats
-    NULLs as distinct: a still image would otherwise be allowed two rows per model.
+    Search shows segment 0 and matches a label against any segment. ``segment`` is a number
+    rather than the start time in the unique key because SQL treats NULLs as distinct: a still
+    image would otherwise be allowed two rows per model.
     """
 
     __tablename__ = "predictions"
@@ -224,6 +227,8 @@ class Prediction(Base):
     is_unknown: Mapped[bool] = mapped_column(Boolean, default=False)
     segment_start: Mapped[float | None] = mapped_column(Float)
     segment_end: Mapped[float | None] = mapped_column(Float)
+    #: a small JPEG of the segment's most typical frame, relative to the keyframe folder
+    keyframe: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(_TS, default=utcnow)
 
     file: Mapped[File] = relationship(back_populates="predictions")

@@ -1,5 +1,11 @@
 """What an extract worker does with one file: hash, sniff, read metadata, decode for the model.
 
+An image comes back as the model's input pixels. A video comes back as its sampled frames
+(:class:`~landscape.data.video_frames.FrameSampler`: one every ``every`` seconds plus scene
+cuts), already cropped to the model's input and written to the run's spill folder with a small
+JPEG of each (the keyframe candidates): an hour of footage is thousands of frames, too many to
+pickle through a pipe or to hold in either process.
+
 Runs inside :class:`landscape.index.sandbox.Sandbox` workers, so a hostile file that hangs or
 crashes a decoder costs that file only. Everything here is a pure function of the file and
 the job; the worker's one piece of state is the model's input pipeline, set once by
@@ -19,10 +25,52 @@ import numpy as np
 from landscape.data.io import file_sha256
 from landscape.errors import UserError
 
-__all__ = ["FileJob", "FileResult", "init_worker", "process_file"]
+__all__ = ["FileJob", "FileResult", "SpilledFrames", "VideoSampling", "init_worker", "process_file"]
 
-# Set in each worker by init_worker: (preprocessing as a dict, use JPEG draft decoding).
+# Set in each worker by init_worker: preprocessing, JPEG draft decoding, video sampling.
 _STATE: dict[str, Any] = {}
+# Keyframe candidates are kept this small (longest side): what a timeline strip shows.
+_KEYFRAME_SIDE = 320
+_KEYFRAME_QUALITY = 82
+
+
+@dataclass(frozen=True)
+class VideoSampling:
+    """How workers sample videos: the step in seconds, the seek strategy, where to spill."""
+
+    spill: str
+    every: float = 1.0
+    strategy: str = "seek"
+
+
+@dataclass(frozen=True)
+class SpilledFrames:
+    """A video's sampled frames as a worker left them in the spill folder.
+
+    ``pixels`` is a raw ``uint8`` file of ``len(times)`` crops of ``shape`` (the model's input,
+    HWC); ``thumbs`` the JPEG keyframe candidates end to end, sample ``i`` at bytes
+    ``offsets[i]:offsets[i + 1]``. ``broken`` says why decoding stopped early, if it did.
+    """
+
+    pixels: str
+    thumbs: str
+    shape: tuple[int, int, int]
+    times: tuple[float, ...]
+    cuts: tuple[bool, ...]
+    offsets: tuple[int, ...]
+    duration: float | None
+    broken: str | None = None
+
+    def thumbnail(self, i: int) -> bytes:
+        """Sample ``i``'s JPEG."""
+        with open(self.thumbs, "rb") as fh:
+            fh.seek(self.offsets[i])
+            return fh.read(self.offsets[i + 1] - self.offsets[i])
+
+    def discard(self) -> None:
+        """Delete the spill files (the video is written, or failed)."""
+        for name in (self.pixels, self.thumbs):
+            Path(name).unlink(missing_ok=True)
 
 
 @dataclass(frozen=True)
@@ -54,15 +102,23 @@ class FileResult:
     facts: dict[str, Any] | None = None
     #: the model's input pixels, ``uint8`` HWC (see :func:`landscape.data.transforms.normalize`)
     pixels: np.ndarray | None = field(default=None, repr=False)
+    #: a video's sampled frames, spilled to disk
+    frames: SpilledFrames | None = None
     error: str | None = None
     vanished: bool = False
     same_content: bool = False
 
 
-def init_worker(preprocessing: dict[str, Any] | None, draft: bool = True) -> None:
-    """Remember the model's input pipeline in this worker (``None``: metadata only)."""
+def init_worker(
+    preprocessing: dict[str, Any] | None,
+    draft: bool = True,
+    video: VideoSampling | None = None,
+) -> None:
+    """Remember the model's input pipeline in this worker (``None``: metadata only) and how to
+    sample videos (``None``: videos get their metadata only)."""
     _STATE.clear()
     _STATE["draft"] = draft
+    _STATE["video"] = video
     if preprocessing is not None:
         from landscape.data.transforms import Preprocessing
 
@@ -105,8 +161,10 @@ def process_file(job: FileJob) -> FileResult:
     if result.content_hash == job.known_hash and not job.force:
         result.same_content = True  # only touched: keep metadata and predictions
         return result
+    if sniffed.media_type == "video":
+        return _video(path, job, result)
     if sniffed.media_type != "image":
-        return result  # videos arrive with their own issue; other files are listed only
+        return result  # other files are listed only
     decode = job.classify and "pre" in _STATE
     try:
         # Decoding for the model reads every pixel, which is the integrity check: verifying
@@ -117,3 +175,80 @@ def process_file(job: FileJob) -> FileResult:
     except (UserError, OSError, ValueError) as exc:
         result.error = _one_line(exc)
     return result
+
+
+def _video(path: Path, job: FileJob, result: FileResult) -> FileResult:
+    """A video's facts and, when classifying, its sampled frames (spilled); a file that
+    breaks part-way keeps the frames before the break and says where it broke."""
+    from .extract_video import extract_video
+
+    try:
+        facts = extract_video(path)
+        result.facts = facts.to_dict()
+        sampling: VideoSampling | None = _STATE.get("video")
+        if job.classify and "pre" in _STATE and sampling is not None:
+            result.frames = _spill(path, job, sampling, facts.duration)
+    except (UserError, OSError, ValueError) as exc:
+        result.error = _one_line(exc)
+        return result
+    if result.frames is not None and result.frames.broken is not None:
+        from landscape.data.video_frames import format_time
+
+        frames = result.frames
+        total = f" of {format_time(frames.duration)}" if frames.duration else ""
+        result.error = _one_line(
+            ValueError(
+                f"decoding stops at {format_time(frames.times[-1])}{total} ({frames.broken}); "
+                "the timeline covers what decoded"
+            )
+        ).removeprefix("ValueError: ")
+    return result
+
+
+def _spill(
+    path: Path, job: FileJob, sampling: VideoSampling, duration: float | None
+) -> SpilledFrames:
+    """Sample ``path`` and write the crops and keyframe candidates to the spill folder."""
+    import io
+    import os
+
+    from landscape.data.transforms import resize_crop
+    from landscape.data.video_frames import FrameSampler
+
+    pre = _STATE["pre"]
+    _STATE["spilled"] = _STATE.get("spilled", 0) + 1
+    stem = Path(sampling.spill) / f"{os.getpid()}-{_STATE['spilled']}"
+    pixels_path, thumbs_path = f"{stem}.u8", f"{stem}.jpgs"
+    times: list[float] = []
+    cuts: list[bool] = []
+    offsets = [0]
+    shape: tuple[int, int, int] = (0, 0, 3)
+    sampler = FrameSampler(path, every=sampling.every, strategy=sampling.strategy)  # type: ignore[arg-type]
+    try:
+        with open(pixels_path, "wb") as pixels, open(thumbs_path, "wb") as thumbs:
+            for sample in sampler:
+                crop = resize_crop(sample.image, pre)
+                shape = (int(crop.shape[0]), int(crop.shape[1]), 3)
+                pixels.write(np.ascontiguousarray(crop, dtype=np.uint8).tobytes())
+                small = sample.image.copy()
+                small.thumbnail((_KEYFRAME_SIDE, _KEYFRAME_SIDE))
+                buffer = io.BytesIO()
+                small.convert("RGB").save(buffer, "JPEG", quality=_KEYFRAME_QUALITY)
+                thumbs.write(buffer.getvalue())
+                offsets.append(offsets[-1] + buffer.tell())
+                times.append(sample.time)
+                cuts.append(sample.cut)
+    except BaseException:
+        for name in (pixels_path, thumbs_path):
+            Path(name).unlink(missing_ok=True)
+        raise
+    return SpilledFrames(
+        pixels=pixels_path,
+        thumbs=thumbs_path,
+        shape=shape,
+        times=tuple(times),
+        cuts=tuple(cuts),
+        offsets=tuple(offsets),
+        duration=duration,
+        broken=sampler.broken,
+    )

@@ -15,13 +15,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import and_, delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from .schema import Embedding, File, MediaMetadata, Prediction, Root, utcnow
 
 __all__ = [
-    "ClassifiedImage",
+    "Classified",
     "find_moved",
     "mark_missing",
     "replace_predictions",
@@ -33,14 +33,19 @@ _MEDIA_COLUMNS = frozenset(c.name for c in MediaMetadata.__table__.columns) - {"
 
 
 @dataclass(frozen=True)
-class ClassifiedImage:
-    """One prediction to store: label, confidence, probabilities, unknown flag, embedding."""
+class Classified:
+    """One prediction row to store: label, confidence, probabilities, unknown flag, embedding;
+    for a video, which segment (0: the whole video), its times and its keyframe's path."""
 
     label: str
     confidence: float
     probabilities: dict[str, float]
     is_unknown: bool
     embedding: np.ndarray | None
+    segment: int = 0
+    start: float | None = None
+    end: float | None = None
+    keyframe: str | None = None
 
 
 def touch(session: Session, file_ids: Sequence[int], seen_at: datetime) -> None:
@@ -75,19 +80,21 @@ def upsert_media(session: Session, items: Sequence[tuple[int, dict[str, Any], An
 
 
 def replace_predictions(
-    session: Session, model_id: str, items: Sequence[tuple[int, ClassifiedImage]]
-) -> None:
-    """Each file's one prediction under ``model_id`` (a still image: segment 0), with its
-    embedding as float16 bytes; any earlier ones for that model are replaced. Batched: one
-    delete, one insert of the predictions (ids returned in order), one of the embeddings."""
+    session: Session, model_id: str, items: Sequence[tuple[int, Classified]]
+) -> set[str]:
+    """Store each file's predictions under ``model_id`` — a still image's one row, a video's
+    whole-video row and segments — with their embeddings as float16 bytes, replacing any
+    earlier ones for that model. Batched: one delete, one insert of the predictions (ids
+    returned in order), one of the embeddings. Returns the keyframes the replaced rows had
+    that no new row uses (to delete once the transaction commits)."""
     if not items:
-        return
-    session.execute(
-        delete(Prediction).where(
-            Prediction.file_id.in_([file_id for file_id, _ in items]),
-            Prediction.model_id == model_id,
-        )
+        return set()
+    file_ids = sorted({file_id for file_id, _ in items})
+    mine = and_(Prediction.file_id.in_(file_ids), Prediction.model_id == model_id)
+    before = set(
+        session.scalars(select(Prediction.keyframe).where(mine, Prediction.keyframe.is_not(None)))
     )
+    session.execute(delete(Prediction).where(mine))
     now = utcnow()
     ids = session.scalars(
         insert(Prediction).returning(Prediction.id, sort_by_parameter_order=True),
@@ -95,26 +102,28 @@ def replace_predictions(
             {
                 "file_id": file_id,
                 "model_id": model_id,
-                "segment": 0,
-                "label": image.label,
-                "confidence": image.confidence,
-                "probabilities": image.probabilities,
-                "is_unknown": image.is_unknown,
-                "segment_start": None,
-                "segment_end": None,
+                "segment": row.segment,
+                "label": row.label,
+                "confidence": row.confidence,
+                "probabilities": row.probabilities,
+                "is_unknown": row.is_unknown,
+                "segment_start": row.start,
+                "segment_end": row.end,
+                "keyframe": row.keyframe,
                 "created_at": now,
             }
-            for file_id, image in items
+            for file_id, row in items
         ],
     ).all()
     vectors = [
         {"prediction_id": pid, "dim": int(vector.size), "vector": vector.tobytes()}
-        for pid, (_, image) in zip(ids, items, strict=True)
-        if image.embedding is not None
-        for vector in [np.asarray(image.embedding, dtype=np.float16)]
+        for pid, (_, row) in zip(ids, items, strict=True)
+        if row.embedding is not None
+        for vector in [np.asarray(row.embedding, dtype=np.float16)]
     ]
     if vectors:
         session.execute(insert(Embedding), vectors)
+    return {name for name in before if name is not None} - {row.keyframe for _, row in items}
 
 
 def find_moved(

@@ -37,6 +37,7 @@ from landscape.data.video_frames import (
     SampledFrame,
     Strategy,
     VideoError,
+    format_time,
     sample_frames,
     video_duration,
 )
@@ -53,6 +54,7 @@ __all__ = [
     "covered_duration",
     "format_time",
     "sample_frames",
+    "score_frames",
     "smooth_labels",
 ]
 
@@ -121,14 +123,6 @@ class Timeline:
             "model_id": self.model_id,
             "strategy": self.strategy,
         }
-
-
-def format_time(seconds: float) -> str:
-    """``mm:ss`` (``h:mm:ss`` from an hour), as a timeline shows it."""
-    whole = round(seconds)
-    hours, rest = divmod(whole, 3600)
-    minutes, secs = divmod(rest, 60)
-    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes:02d}:{secs:02d}"
 
 
 # --------------------------------------------------------------------------------------------
@@ -274,8 +268,6 @@ def classify_video(
     ``keep_keyframes`` keeps each segment's most typical frame as a small picture (the index
     stores it for the GUI). Raises :class:`VideoError` for a file with nothing to classify.
     """
-    import torch
-
     pre = predictor.bundle.preprocessing
     times: list[float] = []
     cuts: list[bool] = []
@@ -285,11 +277,9 @@ def classify_video(
     pending: list[SampledFrame] = []
 
     def flush() -> None:
-        batch = np.stack([resize_crop(s.image, pre) for s in pending])
-        logits, feats = predictor.logits_and_features(torch.from_numpy(normalize(batch, pre)))
-        p = torch.softmax(logits / predictor.temperature, dim=1).numpy()
+        p, f = score_frames(predictor, np.stack([resize_crop(s.image, pre) for s in pending]))
         probs.extend(p)
-        features.extend(feats.numpy())
+        features.extend(f)
         for sample in pending:
             times.append(sample.time)
             cuts.append(sample.cut)
@@ -320,6 +310,24 @@ def classify_video(
         strategy=strategy,
         broken=sampler.broken,
     )
+
+
+def score_frames(
+    predictor: Any, pixels: np.ndarray, *, batch_size: int = 32
+) -> tuple[np.ndarray, np.ndarray]:
+    """Class probabilities (temperature applied) and pooled features of frames given as the
+    model's ``uint8`` NHWC input pixels (an array or a memory map), ``batch_size`` at a time."""
+    import torch
+
+    pre = predictor.bundle.preprocessing
+    probs: list[np.ndarray] = []
+    features: list[np.ndarray] = []
+    for first in range(0, len(pixels), batch_size):
+        chunk = np.asarray(pixels[first : first + batch_size])
+        logits, feats = predictor.logits_and_features(torch.from_numpy(normalize(chunk, pre)))
+        probs.append(torch.softmax(logits / predictor.temperature, dim=1).numpy())
+        features.append(feats.numpy())
+    return np.concatenate(probs), np.concatenate(features)
 
 
 def covered_duration(
