@@ -2,7 +2,7 @@
 of two-filter queries returning a page of 60, on SQLite and PostgreSQL, with the query plans.
 
 Fills a fresh index with N synthetic files in bulk (a file, its metadata and one prediction
-each: five labels, twelve years of capture times, GPS over Europe, three cameras, three campaign
+each, and every 20th file a video with a three-segment timeline: five labels, twelve years of capture times, GPS over Europe, three cameras, three campaign
 folders), then runs each query shape ``--repeat`` times with varying values, in process, and
 prints p50/p95 per shape and the plan the database chose.
 
@@ -107,6 +107,21 @@ def _fill(url: str, n: int) -> None:
                         "is_unknown": confidence < 0.3,
                     }
                 )
+                if i % 20 == 0:  # a video: its dominant label above, then a 3-segment timeline
+                    for number, seg_label in enumerate((label, rng.choice(LABELS), label), 1):
+                        preds.append(
+                            {
+                                "file_id": i,
+                                "model_id": "bench",
+                                "segment": number,
+                                "label": seg_label,
+                                "confidence": confidence,
+                                "probabilities": {seg_label: confidence},
+                                "is_unknown": confidence < 0.3,
+                                "segment_start": 10.0 * (number - 1),
+                                "segment_end": 10.0 * number,
+                            }
+                        )
             s.execute(insert(File), files)
             s.execute(insert(MediaMetadata), media)
             s.execute(insert(Prediction), preds)
@@ -146,6 +161,7 @@ def _shapes(rng: random.Random) -> dict[str, Callable[[], Any]]:
         ),
         "status + path": lambda: SearchFilters(status="error", path_contains="coast", limit=60),
         "unknown + label": lambda: SearchFilters(unknown=True, label=rng.choice(LABELS), limit=60),
+        "video + label": lambda: SearchFilters(media="video", label=rng.choice(LABELS), limit=60),
     }
 
 

@@ -167,3 +167,72 @@ def test_search_errors_are_one_line(run_cli: Run, tmp_path: Path) -> None:
     assert run_cli("search", "--media", "audio").code == 2
     missing = run_cli("index", tmp_path / "nowhere", "--db", f"sqlite:///{tmp_path / 'x.db'}")
     assert missing.code == 1 and "does not exist" in missing.err
+
+
+@pytest.fixture
+def indexed_video(db_url: str, tmp_path: Path, scene_run: Path) -> tuple[str, Path]:
+    """A coast → forest → coast survey pass beside two photos, indexed with a model that tells
+    the scenes apart."""
+    from landscape.data.synth_video import Scene, landscape_clip
+
+    root = build_archive(tmp_path / "archive", ArchiveSpec(per_class=1, size=64, seed=3)).root
+    scenes = [Scene("coast", 4), Scene("forest", 5), Scene("coast", 4)]
+    clip = landscape_clip(root / "pass.mp4", scenes, fps=10, seed=3)
+    engine = open_index(db_url)
+    options = IndexOptions(workers=1, memory_mb=None, keyframe_dir=tmp_path / "keyframes")
+    run_index(
+        engine, [root], predictor=Predictor.from_bundle(scene_run / "bundle"), options=options
+    )
+    return db_url, clip.path
+
+
+def test_a_video_matches_a_label_in_any_segment_and_says_when(
+    indexed_video: tuple[str, Path],
+) -> None:
+    url, clip = indexed_video
+    videos = _search(url, media="video")
+    assert [h["path"] for h in videos] == [str(clip)]
+    whole = videos[0]
+    assert whole["label"] == "coast"  # 8 s of coast against 5 s of forest
+    timeline = whole["segments"]
+    assert [s["label"] for s in timeline] == ["coast", "forest", "coast"]  # type: ignore[union-attr]
+
+    forest = _search(url, media="video", label="forest")
+    assert [h["path"] for h in forest] == [str(clip)]
+    (stretch,) = forest[0]["segments"]  # type: ignore[misc]
+    assert stretch["label"] == "forest"
+    assert abs(stretch["start"] - 4) <= 1 and abs(stretch["end"] - 9) <= 1
+    # The label filter on all media: the photos labelled forest and the video.
+    anywhere = _search(url, label="forest", limit=1000)
+    assert str(clip) in {h["path"] for h in anywhere}
+    assert all(h["label"] == "forest" for h in anywhere if h["media_type"] == "image")
+
+    coast = _search(url, media="video", label="coast")
+    assert len(coast[0]["segments"]) == 2  # type: ignore[arg-type]
+    too_sure = stretch["confidence"] + 1e-6
+    assert _search(url, media="video", label="forest", min_confidence=too_sure) == []
+    assert _search(url, media="video", label="desert") == []
+    photos = _search(url, media="image")
+    assert photos and all(h["segments"] is None for h in photos)
+
+
+def test_search_prints_the_matching_stretches_of_a_video(
+    run_cli: Run, tmp_path: Path, scene_run: Path
+) -> None:
+    from landscape.data.synth_video import Scene, landscape_clip
+
+    root = tmp_path / "archive"
+    root.mkdir()
+    landscape_clip(root / "pass.mkv", [Scene("desert", 4), Scene("glacier", 4)], fps=10, seed=5)
+    url = f"sqlite:///{tmp_path / 'v.db'}"
+    indexed = run_cli("index", root, "--db", url, "--model", scene_run / "bundle", "--no-progress")
+    assert indexed.code == 0, indexed.err
+    assert "video 1" in indexed.out
+    human = run_cli("search", "--db", url, "--media", "video", "--label", "glacier")
+    assert human.code == 0, human.err
+    assert "pass.mkv" in human.out and "glacier" in human.out
+    assert "00:04–00:08 glacier" in human.out or "00:03–00:08 glacier" in human.out
+    table = run_cli("search", "--db", url, "--csv", "--media", "video")
+    (row,) = csv.DictReader(io.StringIO(table.out))
+    assert row["segments"].startswith("00:00–") and "; " in row["segments"]
+    assert (tmp_path / "v.keyframes").is_dir()

@@ -12,7 +12,14 @@ import typer
 
 from landscape.errors import UserError
 
-from ._options import BackendOption, DbOption, JsonOption, NoProgressOption
+from ._options import (
+    BackendOption,
+    DbOption,
+    EveryOption,
+    JsonOption,
+    MinSegmentOption,
+    NoProgressOption,
+)
 from ._output import console, print_json, progress_bar
 
 __all__ = ["index", "search", "summary_table"]
@@ -74,11 +81,18 @@ def index(
         int, typer.Option("--workers", min=0, help="Extract/decode worker processes.")
     ] = 2,
     timeout: Annotated[
-        float, typer.Option("--timeout", min=1, help="Seconds one file may take to read.")
+        float,
+        typer.Option(
+            "--timeout",
+            min=1,
+            help="Seconds one file may take to read (videos: plus 2 s per second of footage).",
+        ),
     ] = 60.0,
     reclassify: Annotated[
-        bool, typer.Option("--reclassify", help="Re-run inference on unchanged images too.")
+        bool, typer.Option("--reclassify", help="Re-run inference on unchanged files too.")
     ] = False,
+    every: EveryOption = 1.0,
+    min_segment: MinSegmentOption = 2.0,
     allow_empty: Annotated[
         bool,
         typer.Option(
@@ -88,8 +102,9 @@ def index(
     no_progress: NoProgressOption = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Scan storage roots: record every file, read image metadata (EXIF, GPS, place) and
-    classify images; re-runs touch only what changed. Bad files are recorded, never fatal.
+    """Scan storage roots: record every file, read image and video metadata (EXIF, GPS, place,
+    codecs), classify images and give videos a timeline of landscape segments (keyframes beside
+    the database); re-runs touch only what changed. Bad files are recorded, never fatal.
 
     Examples:
 
@@ -104,7 +119,12 @@ def index(
     with session_factory(engine)() as session:
         predictor = _predictor(session, model, backend)
     options = IndexOptions(
-        workers=workers, timeout=timeout, reclassify=reclassify, allow_empty=allow_empty
+        workers=workers,
+        timeout=timeout,
+        reclassify=reclassify,
+        allow_empty=allow_empty,
+        every=every,
+        min_segment=min_segment,
     )
     quiet = as_json or no_progress
     summary = run_index(
@@ -141,7 +161,8 @@ def search(
         float | None, typer.Option("--min-confidence", min=0, max=1, help="Least confidence.")
     ] = None,
     unknown: Annotated[
-        bool, typer.Option("--unknown", help="Only images the model called unknown.")
+        bool,
+        typer.Option("--unknown", help="Only files (or video segments) the model called unknown."),
     ] = False,
     taken_after: Annotated[
         str | None, typer.Option("--taken-after", help="Captured on or after (YYYY-MM-DD).")
@@ -180,6 +201,8 @@ def search(
     `landscape search --label forest --min-confidence 0.8 --taken-after 2024-01-01`
 
     `landscape search --near 48.85,2.35,25 --media image --json`
+
+    `landscape search --media video --label forest` (videos with a forest stretch, and when)
     """
     from landscape.index.db import open_index, session_factory
     from landscape.index.repository import SearchFilters
@@ -216,7 +239,7 @@ def search(
     elif as_csv:
         writer = csv.DictWriter(sys.stdout, fieldnames=list(hits[0]) if hits else ["path"])
         writer.writeheader()
-        writer.writerows(hits)
+        writer.writerows({**hit, "segments": _segments_text(hit["segments"])} for hit in hits)
     else:
         for hit in hits:
             label_text = (
@@ -224,4 +247,16 @@ def search(
             )
             extra = " · ".join(str(x) for x in (hit["taken_at"], hit["place"]) if x)
             console.print(f"{hit['path']}  [bold]{label_text}[/]  {extra}", soft_wrap=True)
+            for segment in hit["segments"] or ():
+                console.print(f"    {_segments_text([segment])}", highlight=False)
         console.print(f"[dim]{len(hits)} file(s)[/]")
+
+
+def _segments_text(segments: Any) -> str:
+    """A video hit's segments as ``00:04–00:09 forest 0.91; …`` (empty for other files)."""
+    from landscape.data.video_frames import format_time
+
+    return "; ".join(
+        f"{format_time(s['start'])}–{format_time(s['end'])} {s['label']} {s['confidence']:.2f}"
+        for s in segments or ()
+    )

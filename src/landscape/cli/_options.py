@@ -77,3 +77,12 @@ DbOption = Annotated[
         "(default: LANDSCAPE_DB, else landscape.db in LANDSCAPE_HOME or the user data dir).",
     ),
 ]
+EveryOption = Annotated[
+    float, typer.Option("--every", min=0.05, help="Videos: seconds between sampled frames.")
+]
+MinSegmentOption = Annotated[
+    float,
+    typer.Option(
+        "--min-segment", min=0, help="Videos: shorter segments join their neighbours (s)."
+    ),
+]

@@ -44,6 +44,12 @@ def print_timeline(name: str, timeline: dict[str, Any], indent: str = "") -> Non
             f"{indent}  {format_time(seg['start'])}–{format_time(seg['end'])}  "
             f"{seg['label']} {seg['confidence']:.2f}{flag}"
         )
+    if timeline.get("broken"):
+        console.print(
+            f"{indent}  [yellow]the file breaks off at {format_time(timeline['duration'])}"
+            f"[/] ({timeline['broken']}): the timeline covers what decoded",
+            soft_wrap=True,
+        )
 
 
 @contextmanager

@@ -16,21 +16,20 @@ from ._options import (
     BackendOption,
     BatchSizeOption,
     ConfigFileOption,
+    EveryOption,
     JsonOption,
+    MinSegmentOption,
     NoProgressOption,
 )
 from ._output import console, err_console, print_json, print_timeline
 
-_VIDEO_SUFFIXES = frozenset(
-    {".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".ts", ".mts", ".m2ts", ".mpg", ".mpeg"}
-)
-
 
 def _collect_images(paths: list[Path]) -> list[Path]:
     from landscape.data.io import is_image_path
+    from landscape.data.video_frames import is_video_path
 
     def wanted(path: Path) -> bool:
-        return is_image_path(path) or path.suffix.lower() in _VIDEO_SUFFIXES
+        return is_image_path(path) or is_video_path(path)
 
     files: list[Path] = []
     for path in paths:
@@ -146,15 +145,8 @@ def predict(
     paths: list[Path] = typer.Argument(..., help="Image or video files, or folders."),
     batch_size: BatchSizeOption = 32,
     top: Annotated[int, typer.Option("--top", min=1, help="Classes shown per image.")] = 3,
-    every: Annotated[
-        float, typer.Option("--every", min=0.05, help="Videos: seconds between sampled frames.")
-    ] = 1.0,
-    min_segment: Annotated[
-        float,
-        typer.Option(
-            "--min-segment", min=0, help="Videos: shorter segments join their neighbours (s)."
-        ),
-    ] = 2.0,
+    every: EveryOption = 1.0,
+    min_segment: MinSegmentOption = 2.0,
     as_json: JsonOption = False,
     backend: BackendOption = "torch",
 ) -> None:

@@ -37,11 +37,13 @@ from PIL import Image
 from landscape.errors import UserError
 
 __all__ = [
+    "VIDEO_SUFFIXES",
     "FrameSampler",
     "SampledFrame",
     "Strategy",
     "VideoError",
     "format_time",
+    "is_video_path",
     "sample_frames",
     "video_duration",
 ]
@@ -59,6 +61,14 @@ _NO_TIME_SEEK = frozenset({"mpegts", "mpeg", "mpegvideo", "h264", "hevc", "m4v",
 # A stream may end this much (plus 2 %) before its declared duration without being cut short
 # (the last frame's own length, an audio track that runs on, rounding in the container).
 _SHORT_SLACK = 1.0
+#: Names videos usually have: what picks videos out of a folder by name (the bytes decide what
+#: a file really is, see :mod:`landscape.index.sniff`).
+VIDEO_SUFFIXES = frozenset(
+    {
+        *(".mp4", ".m4v", ".mov", ".qt", ".3gp", ".3g2", ".mkv", ".webm", ".avi"),
+        *(".ts", ".mts", ".m2ts", ".mpg", ".mpeg", ".flv", ".wmv", ".asf"),
+    }
+)
 _PLANAR_LUMA = ("yuv", "yuvj", "nv12", "nv21", "gray")
 
 
@@ -81,6 +91,11 @@ def format_time(seconds: float) -> str:
     hours, rest = divmod(whole, 3600)
     minutes, secs = divmod(rest, 60)
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes:02d}:{secs:02d}"
+
+
+def is_video_path(path: Path | str) -> bool:
+    """Whether ``path`` is named like a video (:data:`VIDEO_SUFFIXES`, any case)."""
+    return Path(path).suffix.lower() in VIDEO_SUFFIXES
 
 
 def _reason(exc: BaseException) -> str:

@@ -39,6 +39,8 @@ from sqlalchemy import Engine, func, select, text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
+from landscape.data.video_frames import is_video_path
+
 from .db import session_factory, write_error, writer_lock
 from .keyframes import (
     clear_stale_spills,
@@ -70,13 +72,6 @@ Advance = Callable[..., None]
 ProgressFactory = Callable[[str, int], Any]
 
 _LOOKUP_CHUNK = 256
-# What the planner sends to the video phase (the worker decides from the bytes regardless).
-_VIDEO_SUFFIXES = frozenset(
-    {
-        *(".mp4", ".m4v", ".mov", ".qt", ".3gp", ".3g2", ".mkv", ".webm", ".avi"),
-        *(".ts", ".mts", ".m2ts", ".mpg", ".mpeg", ".flv", ".wmv", ".asf"),
-    }
-)
 # A video without a declared duration is timed as if it had this bit rate (bytes/s): low for
 # footage, so its timeout is generous rather than short.
 _FLOOR_BYTES_PER_SECOND = 125_000
@@ -648,7 +643,7 @@ def _read_and_write(
 
     def images_first(jobs: Iterator[FileJob]) -> Iterator[FileJob]:
         for job in jobs:
-            if Path(job.relative_path).suffix.lower() in _VIDEO_SUFFIXES:
+            if is_video_path(job.relative_path):  # by name; the worker decides by the bytes
                 videos.append(job)
             else:
                 yield job

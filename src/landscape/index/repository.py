@@ -5,6 +5,11 @@ unknown flag, date, distance from a point, place, camera, media type, status and
 returns plain :class:`SearchHit` records (absolute paths), newest first by ``files.taken_at``
 (the capture time, else the file's modification time).
 
+A label (with its confidence and unknown filters) matches a still image's prediction or any
+segment of a video's timeline: ``--media video --label forest`` finds every video with a forest
+stretch, however short, and each video hit carries its segments (those that matched, or the
+whole timeline without a label filter) — the stretches a reviewer jumps to.
+
 How a page stays fast on a large archive (``benchmarks/bench_search.py``): rows are narrow
 (only the columns a hit shows), the database applies the limit, and the order is one index on
 ``files`` — ``(taken_at, id)`` — where date filters are ranges. The usual query (a label, a
@@ -20,7 +25,7 @@ archive (measured: p95 87 ms without the window, 42 ms with it, at 100,000 files
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import date, datetime
 from typing import Any
 
@@ -76,6 +81,9 @@ class SearchHit:
     camera: str | None
     size: int
     error: str | None
+    #: a video's timeline segments (``start``, ``end``, ``label``, ``confidence``): those that
+    #: matched the label filter, else all; None for other files
+    segments: tuple[dict[str, Any], ...] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -146,11 +154,19 @@ def _query(filters: SearchFilters, model_id: str | None) -> Select:
     )
     conditions: list[Any] = []
     if filters.label is not None:
-        conditions.append(pred.label == filters.label)
-    if filters.min_confidence is not None:
-        conditions.append(pred.confidence >= filters.min_confidence)
-    if filters.unknown is not None:
-        conditions.append(pred.is_unknown == filters.unknown)
+        # The file's own row (a still image, or a video's dominant label), or any segment of
+        # a video: the EXISTS is only evaluated for videos, so image searches keep their plan.
+        conditions.append(
+            or_(
+                and_(*_prediction_matches(pred, filters)),
+                and_(
+                    File.media_type == "video",
+                    _segments(model_id, filters).where(Prediction.file_id == File.id).exists(),
+                ),
+            )
+        )
+    else:
+        conditions += _prediction_matches(pred, filters)
     conditions += _date_range(filters)
     if filters.near is not None:
         lat_min, lat_max, lon_min, lon_max = _bounding_box(*filters.near)
@@ -183,6 +199,33 @@ def _query(filters: SearchFilters, model_id: str | None) -> Select:
 
 
 _NEWEST_FIRST = (File.taken_at.desc(), File.id.desc())
+
+
+def _prediction_matches(pred: Any, filters: SearchFilters) -> list[Any]:
+    """The label, confidence and unknown filters on the prediction rows ``pred``."""
+    conditions = []
+    if filters.label is not None:
+        conditions.append(pred.label == filters.label)
+    if filters.min_confidence is not None:
+        conditions.append(pred.confidence >= filters.min_confidence)
+    if filters.unknown is not None:
+        conditions.append(pred.is_unknown == filters.unknown)
+    return conditions
+
+
+def _segments(model_id: str | None, filters: SearchFilters) -> Select:
+    """Video timeline rows (segments 1…n) of ``model_id`` that match the prediction filters."""
+    return select(
+        Prediction.file_id,
+        Prediction.segment_start,
+        Prediction.segment_end,
+        Prediction.label,
+        Prediction.confidence,
+    ).where(
+        Prediction.model_id == (model_id if model_id is not None else ""),
+        Prediction.segment > 0,
+        *_prediction_matches(Prediction, filters),
+    )
 
 
 def _contains_any(text: str, *columns: Any) -> Any:
@@ -226,7 +269,30 @@ def _attempts(session: Session, filters: SearchFilters) -> list[Select]:
 
 
 def search(session: Session, filters: SearchFilters) -> list[SearchHit]:
-    """Files matching every filter, newest first, at most ``filters.limit``."""
+    """Files matching every filter, newest first, at most ``filters.limit``; video hits come
+    with their (matching) timeline segments."""
+    hits = _search(session, filters)
+    videos = [hit.id for hit in hits if hit.media_type == "video"]
+    if not videos:
+        return hits
+    timeline: dict[int, list[dict[str, Any]]] = {}
+    query = _segments(_model_id(session, filters), filters).where(Prediction.file_id.in_(videos))
+    for row in session.execute(query.order_by(Prediction.file_id, Prediction.segment)):
+        timeline.setdefault(row.file_id, []).append(
+            {
+                "start": row.segment_start,
+                "end": row.segment_end,
+                "label": row.label,
+                "confidence": row.confidence,
+            }
+        )
+    return [
+        replace(hit, segments=tuple(timeline.get(hit.id, ()))) if hit.media_type == "video" else hit
+        for hit in hits
+    ]
+
+
+def _search(session: Session, filters: SearchFilters) -> list[SearchHit]:
     *first, last = _attempts(session, filters)
     for attempt in first:
         rows = session.execute(attempt).all()
