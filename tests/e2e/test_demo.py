@@ -26,7 +26,7 @@ def test_demo_evaluates_indexes_and_refuses_to_overwrite_without_force(
     found = run_cli("search", "--db", url, "--limit", "1000", "--json")
     assert found.code == 0, found.err
     hits = json.loads(found.out)
-    photos = [h for h in hits if h["label"] is not None]
+    photos = [h for h in hits if h["label"] is not None and h["media_type"] == "image"]
     assert len(photos) == 31  # 6 per class × 5 classes, and the PNG
     assert all(
         h["latitude"] is not None and h["captured_at"] for h in photos if "png" not in h["path"]
@@ -38,6 +38,12 @@ def test_demo_evaluates_indexes_and_refuses_to_overwrite_without_force(
     assert [Path(h["path"]).name for h in videos] == ["survey-flight.mp4"]
     assert "survey-flight.mp4: " in result.out and "(dominant, " in result.out
     assert "00:00–" in result.out
+    # ... and its timeline is in the index: segments, keyframes beside the database.
+    (video,) = videos
+    assert video["label"] and video["segments"]
+    assert video["segments"][0]["start"] == 0 and video["segments"][-1]["end"] > 5
+    assert "--media video --label" in result.out
+    assert any((out / "landscape.keyframes").rglob("*.jpg"))
 
     stamp = (out / "run" / "bundle" / "bundle.json").stat().st_mtime_ns
     again = run_cli("demo", "--out", out, "--per-class", "12", "--epochs", "2")

@@ -127,6 +127,7 @@ def _index_demo_archive(out: Path, bundle: Path, seed: int) -> None:
         shutil.rmtree(archive)
     for stale in out.glob("landscape.db*"):  # the database and its WAL files
         stale.unlink()
+    shutil.rmtree(out / "landscape.keyframes", ignore_errors=True)
     spec = ArchiveSpec(
         per_class=6, size=160, resolution=(1280, 720), grain=2, seed=seed, video=True
     )
@@ -156,9 +157,32 @@ def _index_demo_archive(out: Path, bundle: Path, seed: int) -> None:
         )
     if built.video is not None:
         _print_timeline(bundle, built.video.path)
+        _print_video_search(url)
     console.print(
         f"[bold green]index done[/]: try `landscape search --db {url} --help`", soft_wrap=True
     )
+
+
+def _print_video_search(url: str) -> None:
+    """The index's side of the video: found by the label of a stretch other than its
+    dominant one (when it has one), with the stretches that label covers."""
+    from landscape.index.db import open_index, session_factory
+    from landscape.index.repository import SearchFilters, search
+
+    from ._index import segments_text
+
+    with session_factory(open_index(url, create=False))() as session:
+        videos = search(session, SearchFilters(media="video", limit=1))
+        if not videos or not videos[0].segments:
+            return
+        labels = [s["label"] for s in videos[0].segments]
+        label = next((x for x in labels if x != videos[0].label), labels[0])
+        hits = search(session, SearchFilters(media="video", label=label, limit=3))
+    console.print(f"$ landscape search --db {url} --media video --label {label}", soft_wrap=True)
+    for hit in hits:
+        console.print(f"  {hit.path}  (whole video: {hit.label})", soft_wrap=True)
+        for segment in hit.segments or ():
+            console.print(f"    {segments_text([segment])}", highlight=False)
 
 
 def _print_timeline(bundle: Path, video: Path) -> None:
