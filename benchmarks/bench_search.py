@@ -2,9 +2,10 @@
 of two-filter queries returning a page of 60, on SQLite and PostgreSQL, with the query plans.
 
 Fills a fresh index with N synthetic files in bulk (a file, its metadata and one prediction
-each, and every 20th file a video with a three-segment timeline: five labels, twelve years of capture times, GPS over Europe, three cameras, three campaign
-folders), then runs each query shape ``--repeat`` times with varying values, in process, and
-prints p50/p95 per shape and the plan the database chose.
+each, every 20th file a video with a three-segment timeline besides: five labels, twelve years
+of capture times, GPS over Europe, three cameras, three campaign folders), then runs each query
+shape ``--repeat`` times with varying values, in process, and prints p50/p95 per shape and the
+plan the database chose.
 
     python benchmarks/bench_search.py [--files 100000] [--repeat 40] [--postgres]
 """

@@ -4,7 +4,9 @@ decoding every frame, and sampled frames/s against the pure model.
 Writes a 1080p H.264 clip of landscape scenes (``data.synth_video``, 25 fps) twice — with
 x264's default keyframe interval (up to 250 frames, plus one at every cut) and with a keyframe
 every second (as phones write) — and times ``classify_video`` at one sample per second with
-each sampling strategy, plus the pure model on pre-decoded tensors, all in one run.
+each sampling strategy, then ``landscape index`` (``run_index``: sampling in a sandboxed
+worker, keyframe candidates, spill, timeline and rows in SQLite) on the same clip, plus the pure
+model on pre-decoded tensors, all in one run.
 
     python benchmarks/bench_video.py [--seconds 120] [--backend onnx]
 """
@@ -55,11 +57,44 @@ def main() -> None:
                 took = time.perf_counter() - started
                 rate = timeline.samples / took
                 print(
-                    f"  {strategy:>6}: {timeline.duration / took:5.1f}x real time, "
+                    f"  predict {strategy:>6}: {timeline.duration / took:5.1f}x real time, "
                     f"{rate:5.1f} sampled frames/s = {rate / pure:.2f}x the pure model, "
                     f"{len(timeline.segments)} segments",
                     flush=True,
                 )
+            for strategy in ("seek", "decode"):
+                _index(root, clip, predictor, strategy, pure)
+
+
+def _index(root: Path, clip: Path, predictor: object, strategy: str, pure: float) -> None:
+    """``run_index`` on a folder holding only ``clip``, into a fresh SQLite index."""
+    import shutil
+
+    from sqlalchemy import func, select
+
+    from landscape.index.db import open_index, session_factory
+    from landscape.index.pipeline import IndexOptions, run_index
+    from landscape.index.schema import MediaMetadata, Prediction
+
+    folder = root / f"index-{strategy}"
+    shutil.rmtree(folder, ignore_errors=True)
+    (folder / "store").mkdir(parents=True)
+    shutil.copy(clip, folder / "store" / clip.name)
+    engine = open_index(f"sqlite:///{folder / 'index.db'}")
+    options = IndexOptions(workers=2, video_strategy=strategy)  # type: ignore[arg-type]
+    started = time.perf_counter()
+    run_index(engine, [folder / "store"], predictor=predictor, options=options)
+    took = time.perf_counter() - started
+    with session_factory(engine)() as session:
+        duration = float(session.scalar(select(MediaMetadata.duration)) or 0)
+        segments = int(session.scalar(select(func.count()).where(Prediction.segment > 0)) or 0)
+    samples = duration  # one a second, plus a few at cuts
+    print(
+        f"  index   {strategy:>6}: {duration / took:5.1f}x real time, "
+        f"~{samples / took:5.1f} sampled frames/s = {samples / took / pure:.2f}x the pure model, "
+        f"{segments} segments",
+        flush=True,
+    )
 
 
 if __name__ == "__main__":

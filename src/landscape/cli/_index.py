@@ -22,7 +22,7 @@ from ._options import (
 )
 from ._output import console, print_json, progress_bar
 
-__all__ = ["index", "search", "summary_table"]
+__all__ = ["index", "search", "segments_text", "summary_table"]
 
 
 def _predictor(session: Any, model: Path | None, backend: str) -> Any:
@@ -239,7 +239,7 @@ def search(
     elif as_csv:
         writer = csv.DictWriter(sys.stdout, fieldnames=list(hits[0]) if hits else ["path"])
         writer.writeheader()
-        writer.writerows({**hit, "segments": _segments_text(hit["segments"])} for hit in hits)
+        writer.writerows({**hit, "segments": segments_text(hit["segments"])} for hit in hits)
     else:
         for hit in hits:
             label_text = (
@@ -248,11 +248,11 @@ def search(
             extra = " · ".join(str(x) for x in (hit["taken_at"], hit["place"]) if x)
             console.print(f"{hit['path']}  [bold]{label_text}[/]  {extra}", soft_wrap=True)
             for segment in hit["segments"] or ():
-                console.print(f"    {_segments_text([segment])}", highlight=False)
+                console.print(f"    {segments_text([segment])}", highlight=False)
         console.print(f"[dim]{len(hits)} file(s)[/]")
 
 
-def _segments_text(segments: Any) -> str:
+def segments_text(segments: Any) -> str:
     """A video hit's segments as ``00:04–00:09 forest 0.91; …`` (empty for other files)."""
     from landscape.data.video_frames import format_time
 

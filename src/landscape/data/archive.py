@@ -140,5 +140,7 @@ def build_archive(
     if spec.video:
         scenes = [Scene("coast", 4), Scene("forest", 4), Scene("glacier", 4)]
         path = root / CAMPAIGNS[0] / "survey-flight.mp4"
-        video = landscape_clip(path, scenes, fps=10, size=(320, 180), seed=spec.seed)
+        # Tagged as a phone or drone writes it: capture time (UTC) and position (ISO 6709).
+        tags = {"creation_time": "2025-01-14T10:32:05.000000Z", "location": "+48.3905-004.4860/"}
+        video = landscape_clip(path, scenes, fps=10, size=(320, 180), seed=spec.seed, metadata=tags)
     return SyntheticArchive(root, tuple(photos), tuple(odd), video)

@@ -39,7 +39,7 @@ from sqlalchemy import Engine, func, select, text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
-from landscape.data.video_frames import is_video_path
+from landscape.data.video_frames import Strategy, is_video_path
 
 from .db import session_factory, write_error, writer_lock
 from .keyframes import (
@@ -88,9 +88,10 @@ class IndexOptions:
     reclassify: bool = False
     allow_empty: bool = False
     draft: bool = True
-    #: video sampling step and shortest segment, seconds
+    #: video sampling step and shortest segment, seconds; how to reach the samples
     every: float = 1.0
     min_segment: float = 2.0
+    video_strategy: Strategy = "seek"
     #: a video's timeout: ``timeout`` plus this many seconds per second of video
     video_timeout_factor: float = 2.0
     #: where keyframes go (None: beside a SQLite database, else the data dir)

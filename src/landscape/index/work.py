@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from landscape.data.io import file_sha256
+from landscape.data.video_frames import Strategy
 from landscape.errors import UserError
 
 __all__ = ["FileJob", "FileResult", "SpilledFrames", "VideoSampling", "init_worker", "process_file"]
@@ -40,7 +41,7 @@ class VideoSampling:
 
     spill: str
     every: float = 1.0
-    strategy: str = "seek"
+    strategy: Strategy = "seek"
 
 
 @dataclass(frozen=True)
@@ -223,7 +224,7 @@ def _spill(
     cuts: list[bool] = []
     offsets = [0]
     shape: tuple[int, int, int] = (0, 0, 3)
-    sampler = FrameSampler(path, every=sampling.every, strategy=sampling.strategy)  # type: ignore[arg-type]
+    sampler = FrameSampler(path, every=sampling.every, strategy=sampling.strategy)
     try:
         with open(pixels_path, "wb") as pixels, open(thumbs_path, "wb") as thumbs:
             for sample in sampler:
