@@ -27,6 +27,22 @@ def predictor(scene_run: Path) -> Predictor:
     return Predictor.from_bundle(scene_run / "bundle")
 
 
+@pytest.mark.parametrize(
+    ("name", "codec"),
+    [("hevc.mp4", "libx265"), ("vp9.webm", "libvpx-vp9"), ("mpeg4.avi", "mpeg4")],
+)
+def test_every_installed_codec_gives_the_same_timeline(
+    predictor: Predictor, tmp_path: Path, name: str, codec: str
+) -> None:
+    # PyAV's wheels bundle an FFmpeg with these encoders and decoders (HEVC included).
+    truth = landscape_clip(
+        tmp_path / name, [Scene("coast", 5), Scene("desert", 4.5)], fps=10, codec=codec, seed=2
+    )
+    timeline = classify_video(predictor, truth.path)
+    assert [s.label for s in timeline.segments] == ["coast", "desert"]
+    assert abs(timeline.segments[0].end - 5.0) <= 1.0 and timeline.broken is None
+
+
 @pytest.mark.parametrize("strategy", ["seek", "decode"])
 def test_two_scenes_make_two_segments_with_the_boundary_within_one_step(
     predictor: Predictor, tmp_path: Path, strategy: str
@@ -134,16 +150,73 @@ def test_files_with_nothing_to_classify_are_one_line_errors(tmp_path: Path) -> N
         list(sample_frames(empty))
 
 
-def test_a_truncated_clip_gives_the_timeline_of_what_decodes(
-    predictor: Predictor, tmp_path: Path
+@pytest.mark.parametrize(
+    ("suffix", "options", "strategy"),
+    [
+        (".mkv", {}, "decode"),
+        (".mkv", {}, "seek"),
+        (".mp4", {"movflags": "faststart"}, "decode"),
+        (".mp4", {"movflags": "faststart"}, "seek"),
+    ],
+)
+def test_a_truncated_clip_gives_the_timeline_of_what_decodes_and_says_where_it_stops(
+    predictor: Predictor,
+    tmp_path: Path,
+    suffix: str,
+    options: dict[str, str],
+    strategy: str,
 ) -> None:
+    # Where the cut lands, the demuxer either stops short of the length the header declares
+    # ("frames end at …") or the decoder reads missing bytes (FFmpeg's "Invalid data …").
+    from landscape.data.video_frames import FrameSampler
+
     truth = landscape_clip(
-        tmp_path / "whole.mkv", [Scene("coast", 4), Scene("glacier", 4)], fps=10, seed=6
+        tmp_path / f"whole{suffix}",
+        [Scene("coast", 4), Scene("glacier", 4)],
+        fps=10,
+        seed=6,
+        container_options=options,
     )
-    cut = tmp_path / "cut.mkv"
+    cut = tmp_path / f"cut{suffix}"
     cut.write_bytes(truth.path.read_bytes()[: truth.path.stat().st_size * 2 // 3])
-    timeline = classify_video(predictor, cut, strategy="decode")
+    sampler = FrameSampler(cut, strategy=strategy)  # type: ignore[arg-type]
+    times = [sample.time for sample in sampler]
+    assert sampler.broken is not None
+    assert "frames end at" in sampler.broken or "Invalid data" in sampler.broken
+    assert sampler.broken_at is not None and times[-1] <= sampler.broken_at < truth.duration - 1
+    whole = FrameSampler(truth.path)
+    assert len(list(whole)) == 8 and whole.broken is None  # the uncut file is not "broken"
+
+    timeline = classify_video(predictor, cut, strategy=strategy)  # type: ignore[arg-type]
     assert timeline.segments[0].label == "coast" and timeline.samples >= 4
+    assert timeline.broken == sampler.broken
+    # The timeline spans what decoded (up to one step past the last sample), not 8 s.
+    assert timeline.segments[-1].end == timeline.duration <= times[-1] + 1.0 + 1e-9
+
+
+def test_an_mpeg_ts_clip_is_sampled_from_its_first_frame_whatever_the_strategy(
+    tmp_path: Path,
+) -> None:
+    # MPEG-TS demuxers seek by bytes and land past the target: sampling decodes in order.
+    truth = landscape_clip(tmp_path / "pass.ts", [Scene("coast", 4), Scene("forest", 4)], seed=1)
+    for strategy in ("seek", "decode"):
+        times = [round(s.time, 2) for s in sample_frames(truth.path, strategy=strategy)]  # type: ignore[arg-type]
+        assert times[:5] == [0.0, 1.0, 2.0, 3.0, 4.0] and len(times) == 8
+
+
+def test_video_names_and_declared_durations(tmp_path: Path) -> None:
+    from landscape.data.video_frames import is_video_path, video_duration
+    from landscape.inference.video import covered_duration
+
+    assert is_video_path("a/B.MOV") and is_video_path(Path("x.m2ts"))
+    assert not is_video_path("photo.jpg") and not is_video_path("noext")
+    truth = landscape_clip(tmp_path / "c.mp4", [Scene("coast", 3)], fps=10, seed=1)
+    assert video_duration(truth.path) == pytest.approx(3.0, abs=0.11)
+    (tmp_path / "junk.mp4").write_bytes(b"not a video at all")
+    assert video_duration(tmp_path / "junk.mp4") is None
+    assert covered_duration(10.0, 9.0, 1.0, None) == 10.0
+    assert covered_duration(10.0, 4.0, 1.0, "cut") == 5.0  # a break: up to one step past
+    assert covered_duration(None, 4.0, 0.5, None) == 4.5  # nothing declared
 
 
 def test_variable_frame_rate_clip_is_sampled_by_time(tmp_path: Path) -> None:
