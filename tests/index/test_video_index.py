@@ -238,12 +238,6 @@ def test_a_changed_video_replaces_its_segments_and_deletes_its_old_keyframes(
     engine.dispose()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="src bug: writer.replace_predictions returns the replaced rows' keyframes as unused "
-    "without checking other files' rows; content-addressed names are shared by copies, so "
-    "changing one copy deletes the other copy's keyframes",
-)
 def test_changing_one_of_two_identical_videos_keeps_the_other_ones_keyframes(
     tmp_path: Path, predictor: Predictor
 ) -> None:
@@ -447,12 +441,6 @@ def test_broken_and_odd_videos_each_get_a_row_and_never_stop_the_run(
     engine.dispose()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="src bug: a broken video's timeline runs to its last *sample* + `every` "
-    "(inference.video.covered_duration), past the last frame that decoded; work._spill drops "
-    "FrameSampler.broken_at, and the error message names the last sample's time",
-)
 def test_a_truncated_video_timeline_ends_where_decoding_stopped(
     tmp_path: Path, predictor: Predictor
 ) -> None:

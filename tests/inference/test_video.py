@@ -190,8 +190,8 @@ def test_a_truncated_clip_gives_the_timeline_of_what_decodes_and_says_where_it_s
     timeline = classify_video(predictor, cut, strategy=strategy)  # type: ignore[arg-type]
     assert timeline.segments[0].label == "coast" and timeline.samples >= 4
     assert timeline.broken == sampler.broken
-    # The timeline spans what decoded (up to one step past the last sample), not 8 s.
-    assert timeline.segments[-1].end == timeline.duration <= times[-1] + 1.0 + 1e-9
+    # The timeline spans what decoded, not the 8 s the header declares.
+    assert timeline.segments[-1].end == timeline.duration == sampler.broken_at
 
 
 def test_an_mpeg_ts_clip_is_sampled_from_its_first_frame_whatever_the_strategy(
@@ -215,7 +215,8 @@ def test_video_names_and_declared_durations(tmp_path: Path) -> None:
     (tmp_path / "junk.mp4").write_bytes(b"not a video at all")
     assert video_duration(tmp_path / "junk.mp4") is None
     assert covered_duration(10.0, 9.0, 1.0, None) == 10.0
-    assert covered_duration(10.0, 4.0, 1.0, "cut") == 5.0  # a break: up to one step past
+    assert covered_duration(10.0, 4.0, 1.0, 4.6) == 4.6  # a break: up to the last decoded frame
+    assert covered_duration(3.0, 4.0, 1.0, 4.6) == 3.0  # never past what the file declares
     assert covered_duration(None, 4.0, 0.5, None) == 4.5  # nothing declared
 
 

@@ -303,7 +303,7 @@ def _classify_video(run: _Run, predictor: Any, result: FileResult) -> list[Class
         np.asarray(frames.cuts, dtype=bool),
         probs,
         features,
-        duration=covered_duration(frames.duration, float(times[-1]), every, frames.broken),
+        duration=covered_duration(frames.duration, float(times[-1]), every, frames.broken_at),
         classes=predictor.classes,
         unknown_threshold=predictor.unknown_threshold,
         model_id=predictor.model_id,

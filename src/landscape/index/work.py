@@ -61,6 +61,8 @@ class SpilledFrames:
     offsets: tuple[int, ...]
     duration: float | None
     broken: str | None = None
+    #: the time of the last frame that decoded, when decoding broke off
+    broken_at: float | None = None
 
     def thumbnail(self, i: int) -> bytes:
         """Sample ``i``'s JPEG."""
@@ -197,12 +199,11 @@ def _video(path: Path, job: FileJob, result: FileResult) -> FileResult:
 
         frames = result.frames
         total = f" of {format_time(frames.duration)}" if frames.duration else ""
-        result.error = _one_line(
-            ValueError(
-                f"decoding stops at {format_time(frames.times[-1])}{total} ({frames.broken}); "
-                "the timeline covers what decoded"
-            )
-        ).removeprefix("ValueError: ")
+        stops = format_time(frames.broken_at or frames.times[-1])
+        text = (
+            f"decoding stops at {stops}{total} ({frames.broken}); the timeline covers what decoded"
+        )
+        result.error = " ".join(text.split())[:500]
     return result
 
 
@@ -252,4 +253,5 @@ def _spill(
         offsets=tuple(offsets),
         duration=duration,
         broken=sampler.broken,
+        broken_at=sampler.broken_at,
     )

@@ -123,7 +123,13 @@ def replace_predictions(
     ]
     if vectors:
         session.execute(insert(Embedding), vectors)
-    return {name for name in before if name is not None} - {row.keyframe for _, row in items}
+    gone = {name for name in before if name is not None} - {row.keyframe for _, row in items}
+    if gone:
+        # Names are content-addressed: an identical copy elsewhere may still show the same ones.
+        gone -= set(
+            session.scalars(select(Prediction.keyframe).where(Prediction.keyframe.in_(gone)))
+        )
+    return gone
 
 
 def find_moved(

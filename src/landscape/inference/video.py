@@ -294,7 +294,7 @@ def classify_video(
             flush()
     if pending:
         flush()
-    duration = covered_duration(video_duration(Path(path)), times[-1], every, sampler.broken)
+    duration = covered_duration(video_duration(Path(path)), times[-1], every, sampler.broken_at)
     return build_timeline(
         np.asarray(times),
         np.asarray(cuts, dtype=bool),
@@ -331,15 +331,17 @@ def score_frames(
 
 
 def covered_duration(
-    declared: float | None, last_sample: float, every: float, broken: str | None
+    declared: float | None, last_sample: float, every: float, broken_at: float | None = None
 ) -> float:
-    """How much of a video its timeline spans: the declared duration, unless decoding broke
-    off (then up to the last sample and one step, no further than declared) or the container
-    declares none (the last sample and one step)."""
-    reached = last_sample + every
+    """How much of a video its timeline spans: the declared duration; up to the last frame
+    that decoded (``broken_at``) when decoding broke off, no further than declared; the last
+    sample and one step when the container declares none."""
+    if broken_at is not None:
+        reached = max(broken_at, last_sample)
+        return min(declared, reached) if declared is not None and reached > 0 else reached or every
     if declared is None:
-        return reached
-    return min(declared, reached) if broken is not None else max(declared, last_sample)
+        return last_sample + every
+    return max(declared, last_sample)
 
 
 def build_timeline(
