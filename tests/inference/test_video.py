@@ -323,3 +323,25 @@ def test_a_clip_of_real_photos_gets_the_right_timeline(intel_dir: Path, tmp_path
     assert [s.label for s in timeline.segments] == ["sea", "forest", "street"]
     for segment, (start, end, _) in zip(timeline.segments, truth.segments, strict=True):
         assert abs(segment.start - start) <= 1.0 and abs(segment.end - end) <= 1.0
+
+    # `landscape index` stores the same timeline: sampled in a worker, scored here.
+    import shutil
+
+    from sqlalchemy import select
+
+    from landscape.index.db import open_index, session_factory
+    from landscape.index.pipeline import IndexOptions, run_index
+    from landscape.index.schema import Prediction
+
+    store = tmp_path / "store"
+    store.mkdir()
+    shutil.copy(truth.path, store / "real.mp4")  # the index never follows symlinks
+    engine = open_index(f"sqlite:///{tmp_path / 'index.db'}")
+    run_index(engine, [store], predictor=predictor, options=IndexOptions(workers=1))
+    with session_factory(engine)() as session:
+        rows = session.scalars(select(Prediction).order_by(Prediction.segment)).all()
+        stored = [(r.label, r.segment_start, r.segment_end) for r in rows[1:]]
+        assert rows[0].segment == 0 and rows[0].label == timeline.dominant
+    assert stored == [
+        (s.label, pytest.approx(s.start), pytest.approx(s.end)) for s in timeline.segments
+    ]
