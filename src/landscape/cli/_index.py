@@ -191,6 +191,17 @@ def search(
         str | None, typer.Option("--model-id", help="Labels of this model (default: active).")
     ] = None,
     limit: Annotated[int, typer.Option("--limit", min=1, help="Most results.")] = 100,
+    duplicates: Annotated[
+        bool,
+        typer.Option(
+            "--duplicates",
+            help="List groups of duplicates instead: exact copies (same bytes) and near-"
+            "duplicates (same picture: resized, re-encoded; perceptual hash).",
+        ),
+    ] = False,
+    exact: Annotated[
+        bool, typer.Option("--exact", help="With --duplicates: exact copies only.")
+    ] = False,
     as_json: JsonOption = False,
     as_csv: Annotated[bool, typer.Option("--csv", help="Print CSV.")] = False,
 ) -> None:
@@ -203,6 +214,8 @@ def search(
     `landscape search --near 48.85,2.35,25 --media image --json`
 
     `landscape search --media video --label forest` (videos with a forest stretch, and when)
+
+    `landscape search --duplicates` (copies to review before deleting anything)
     """
     from landscape.index.db import open_index, session_factory
     from landscape.index.repository import SearchFilters
@@ -231,7 +244,15 @@ def search(
     )
     if as_json and as_csv:
         raise UserError("choose one of --json and --csv")
+    if exact and not duplicates:
+        raise UserError("--exact goes with --duplicates")
     engine = open_index(db, create=False)
+    if duplicates:
+        if filters != SearchFilters(limit=limit) or as_csv:
+            raise UserError("--duplicates takes no filters and no --csv; use --json")
+        with session_factory(engine)() as session:
+            _print_duplicates(session, exact_only=exact, as_json=as_json)
+        return
     with session_factory(engine)() as session:
         hits = [h.to_dict() for h in run_search(session, filters)]
     if as_json:
@@ -250,6 +271,25 @@ def search(
             for segment in hit["segments"] or ():
                 console.print(f"    {segments_text([segment])}", highlight=False)
         console.print(f"[dim]{len(hits)} file(s)[/]")
+
+
+def _print_duplicates(session: Any, *, exact_only: bool, as_json: bool) -> None:
+    from landscape.index.duplicates import find_duplicates
+
+    groups = find_duplicates(session, exact_only=exact_only)
+    if as_json:
+        print_json([g.to_dict() for g in groups])
+        return
+    for group in groups:
+        console.print(
+            f"[bold]{group.kind}[/] · {len(group.files)} files · "
+            f"{group.reclaimable / 2**20:.1f} MiB to reclaim",
+            highlight=False,
+        )
+        for member in group.files:
+            console.print(f"    {member.path}  ({member.size:,} bytes)", soft_wrap=True)
+    reclaim = sum(g.reclaimable for g in groups) / 2**20
+    console.print(f"[dim]{len(groups)} group(s), {reclaim:.1f} MiB reclaimable[/]")
 
 
 def segments_text(segments: Any) -> str:

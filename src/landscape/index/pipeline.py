@@ -456,6 +456,7 @@ def _write(
         if not result.same_content:
             row.indexed_at = now
             row.taken_at = _taken_at(result.facts, job.mtime_ns)
+            row.phash = result.phash
         elif row.taken_at is None:
             row.taken_at = _taken_at(None, job.mtime_ns)
         written.append((i, row))

@@ -122,6 +122,8 @@ class File(Base):
     #: what "newest first" and date filters use: the capture time (the camera's wall clock)
     #: when the file has one, else its modification time in UTC; both naive
     taken_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=False))
+    #: 64-bit perceptual hash (signed) of the picture, a video's middle sampled frame
+    phash: Mapped[int | None] = mapped_column(BigInteger)
 
     root: Mapped[Root] = relationship(back_populates="files")
     media: Mapped[MediaMetadata | None] = relationship(

@@ -63,6 +63,8 @@ class SpilledFrames:
     broken: str | None = None
     #: the time of the last frame that decoded, when decoding broke off
     broken_at: float | None = None
+    #: pHash of the middle sample (what a re-encoded copy of the video shares)
+    phash: int | None = None
 
     def thumbnail(self, i: int) -> bytes:
         """Sample ``i``'s JPEG."""
@@ -107,6 +109,8 @@ class FileResult:
     pixels: np.ndarray | None = field(default=None, repr=False)
     #: a video's sampled frames, spilled to disk
     frames: SpilledFrames | None = None
+    #: perceptual hash of the picture (a video: its middle sampled frame), signed 64-bit
+    phash: int | None = None
     error: str | None = None
     vanished: bool = False
     same_content: bool = False
@@ -128,14 +132,25 @@ def init_worker(
         _STATE["pre"] = Preprocessing.model_validate(preprocessing)
 
 
-def _pixels(path: Path) -> np.ndarray:
+def _pixels(path: Path) -> tuple[np.ndarray, int]:
+    """The model's input pixels and the pHash, from one decode."""
+    from landscape.data.hashing import phash64
     from landscape.data.io import open_image
     from landscape.data.transforms import resize_crop
 
     pre = _STATE["pre"]
     # JPEG draft: decode at 1/2, 1/4 or 1/8 scale when that still covers the model's input.
     size = (pre.resize_size, pre.resize_size) if _STATE.get("draft", True) else None
-    return resize_crop(open_image(path, draft=size), pre)
+    image = open_image(path, draft=size)
+    return resize_crop(image, pre), phash64(image)
+
+
+def _phash_only(path: Path) -> int:
+    """The pHash of an image not decoded for a model (a metadata-only run): a small draft."""
+    from landscape.data.hashing import phash64
+    from landscape.data.io import open_image
+
+    return phash64(open_image(path, draft=(64, 64)))
 
 
 def _one_line(exc: BaseException) -> str:
@@ -174,7 +189,9 @@ def process_file(job: FileJob) -> FileResult:
         # first as well would decode a large JPEG twice.
         result.facts = extract_image(path, verify=not decode).to_dict()
         if decode:
-            result.pixels = _pixels(path)
+            result.pixels, result.phash = _pixels(path)
+        else:
+            result.phash = _phash_only(path)
     except (UserError, OSError, ValueError) as exc:
         result.error = _one_line(exc)
     return result
@@ -194,6 +211,8 @@ def _video(path: Path, job: FileJob, result: FileResult) -> FileResult:
     except (UserError, OSError, ValueError) as exc:
         result.error = _one_line(exc)
         return result
+    if result.frames is not None and result.frames.phash is not None:
+        result.phash = result.frames.phash
     if result.frames is not None and result.frames.broken is not None:
         from landscape.data.video_frames import format_time
 
@@ -214,6 +233,7 @@ def _spill(
     import io
     import os
 
+    from landscape.data.hashing import phash64
     from landscape.data.transforms import resize_crop
     from landscape.data.video_frames import FrameSampler
 
@@ -224,6 +244,7 @@ def _spill(
     times: list[float] = []
     cuts: list[bool] = []
     offsets = [0]
+    hashes: list[int] = []
     shape: tuple[int, int, int] = (0, 0, 3)
     sampler = FrameSampler(path, every=sampling.every, strategy=sampling.strategy)
     try:
@@ -235,7 +256,9 @@ def _spill(
                 small = sample.image.copy()
                 small.thumbnail((_KEYFRAME_SIDE, _KEYFRAME_SIDE))
                 buffer = io.BytesIO()
-                small.convert("RGB").save(buffer, "JPEG", quality=_KEYFRAME_QUALITY)
+                small = small.convert("RGB")
+                small.save(buffer, "JPEG", quality=_KEYFRAME_QUALITY)
+                hashes.append(phash64(small))  # cheap on the thumbnail; the middle one is kept
                 thumbs.write(buffer.getvalue())
                 offsets.append(offsets[-1] + buffer.tell())
                 times.append(sample.time)
@@ -254,4 +277,5 @@ def _spill(
         duration=duration,
         broken=sampler.broken,
         broken_at=sampler.broken_at,
+        phash=hashes[len(hashes) // 2] if hashes else None,
     )
