@@ -25,9 +25,10 @@ from __future__ import annotations
 import errno
 import os
 import shutil
+import stat
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import chain
@@ -35,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Engine, func, select, text
+from sqlalchemy import Engine, func, or_, select, text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
@@ -64,7 +65,7 @@ from .writer import (
     upsert_media,
 )
 
-__all__ = ["IndexOptions", "IndexSummary", "run_index"]
+__all__ = ["IndexOptions", "IndexSummary", "index_changes", "run_index"]
 
 #: progress callback: ``advance(n)`` after files are done, ``advance(n, note="3 failed")`` to
 #: show the errors so far (the total is given up front)
@@ -192,7 +193,18 @@ def _job(
 
 def _plan(run: _Run, root_id: int, root: Path, session: Session) -> Iterator[FileJob]:
     """Jobs for new/changed files; unchanged ones are marked seen right here, in batches."""
-    for chunk in _chunks(walk(root), _LOOKUP_CHUNK):
+    yield from _plan_found(run, root_id, root, walk(root), session)
+
+
+def _plan_found(
+    run: _Run,
+    root_id: int,
+    root: Path,
+    found: Iterable[FoundFile | WalkProblem],
+    session: Session,
+) -> Iterator[FileJob]:
+    """:func:`_plan` for any files found under ``root`` (a walk, or a watcher's batch)."""
+    for chunk in _chunks(found, _LOOKUP_CHUNK):
         problems = [p for p in chunk if isinstance(p, WalkProblem)]
         for problem in problems:
             run.summary.outcomes["failed"] += 1
@@ -568,8 +580,16 @@ def run_index(
     Bad files never stop the run: they are recorded (``error``, ``quarantined``) and listed in
     the summary.
     """
-    try:
+    with _write_errors(engine):
         return _run_index(engine, roots, predictor, options or IndexOptions(), progress)
+
+
+@contextmanager
+def _write_errors(engine: Engine) -> Iterator[None]:
+    """A full disk, a read-only file system or a database that refuses the write, as the
+    one-line :class:`~.db.DatabaseError` (what was committed before stays)."""
+    try:
+        yield
     except (OperationalError, OSError) as exc:
         if isinstance(exc, OSError) and exc.errno not in (errno.ENOSPC, errno.EFBIG, errno.EROFS):
             raise
@@ -602,8 +622,11 @@ def _run_index(
         with bar as advance:
             run = _Run(model_id, options, roots_by_id, summary, utcnow(), advance, keyframes)
             spill = spill_dir(keyframes) if predictor is not None else None
+            jobs = chain.from_iterable(
+                _plan(run, root_id, path, session) for root_id, path in roots_by_id.items()
+            )
             try:
-                _read_and_write(run, session, roots_by_id, predictor, spill)
+                _read_and_write(run, session, jobs, predictor, spill)
             finally:
                 if spill is not None:
                     shutil.rmtree(spill, ignore_errors=True)
@@ -633,7 +656,7 @@ def _run_index(
 def _read_and_write(
     run: _Run,
     session: Session,
-    roots_by_id: dict[int, Path],
+    jobs: Iterator[FileJob],
     predictor: Any,
     spill: Path | None,
 ) -> None:
@@ -661,9 +684,6 @@ def _read_and_write(
         preload=("numpy", "PIL.Image", "landscape.index.work"),
         prestart=False,  # a re-run with nothing to read starts no worker
     ) as sandbox:
-        jobs = chain.from_iterable(
-            _plan(run, root_id, path, session) for root_id, path in roots_by_id.items()
-        )
         # Read ahead so the workers keep decoding while this thread runs the network and
         # writes a batch; the window bounds the decoded images held in memory.
         window = 4 * max(options.batch_size, options.workers)
@@ -691,6 +711,105 @@ def _video_timeout(job: FileJob, options: IndexOptions) -> float:
     if seconds is None:
         seconds = job.size / _FLOOR_BYTES_PER_SECOND
     return options.timeout + options.video_timeout_factor * seconds
+
+
+def index_changes(
+    engine: Engine,
+    root: Path,
+    changed: Sequence[Path],
+    *,
+    predictor: Any = None,
+    options: IndexOptions | None = None,
+) -> IndexSummary:
+    """Bring the index up to date for the ``changed`` paths under ``root``: what a watcher
+    calls with a batch of settled events.
+
+    A regular file is read as a scan would (only when its size or mtime changed; a new path
+    whose content matches a file gone from its recorded path is that file, moved); a folder is
+    walked (one moved in); a path that no longer exists marks its file, or every file under it,
+    ``missing``. Nothing else is touched: no walk of the whole root, no scan row (``scan_id``
+    is 0). Holds the writer lock for this batch only, so a long-running watcher lets other
+    writers in between batches.
+    """
+    options = options or IndexOptions()
+    root = check_root(root)
+    model_id = predictor.model_id if predictor is not None else None
+    summary = IndexSummary(model_id=model_id)
+    with _write_errors(engine), writer_lock(engine), session_factory(engine)() as session:
+        if predictor is not None:
+            register_bundle(session, predictor.bundle)
+        roots_by_id = _root_ids(session, [root])
+        session.commit()
+        root_id = next(iter(roots_by_id))
+        keyframes = options.keyframe_dir or keyframe_root(engine.url)
+        run = _Run(model_id, options, roots_by_id, summary, utcnow(), _ignore, keyframes)
+        found, gone = _changed(root, changed)
+        summary.outcomes["missing"] += _mark_gone(session, root_id, root, gone)
+        session.commit()
+        spill = spill_dir(keyframes) if predictor is not None else None
+        try:
+            jobs = _plan_found(run, root_id, root, found, session)
+            _read_and_write(run, session, jobs, predictor, spill)
+        finally:
+            if spill is not None:
+                shutil.rmtree(spill, ignore_errors=True)
+    return summary
+
+
+def _changed(root: Path, changed: Sequence[Path]) -> tuple[list[FoundFile | WalkProblem], set[str]]:
+    """What the changed paths are now: files (and the files of folders) to plan, and the
+    relative paths that are gone. Paths outside ``root`` and symbolic links are ignored, as a
+    walk ignores them."""
+    found: dict[str, FoundFile | WalkProblem] = {}
+    gone: set[str] = set()
+    for path in changed:
+        absolute = Path(os.path.abspath(path))
+        try:
+            relative = absolute.relative_to(root).as_posix()
+        except ValueError:
+            continue
+        if relative in (".", ""):
+            continue
+        try:
+            info = absolute.lstat()
+        except FileNotFoundError:
+            gone.add(relative)
+            continue
+        except OSError as exc:
+            found[relative] = WalkProblem(relative, f"cannot stat: {exc.strerror}")
+            continue
+        if stat.S_ISREG(info.st_mode):
+            found[relative] = FoundFile(relative, info.st_size, info.st_mtime_ns)
+        elif stat.S_ISDIR(info.st_mode):
+            for item in walk(absolute):
+                nested = f"{relative}/{item.relative_path}".rstrip("/")
+                found[nested] = (
+                    FoundFile(nested, item.size, item.mtime_ns)
+                    if isinstance(item, FoundFile)
+                    else WalkProblem(nested, item.error)
+                )
+    return [found[key] for key in sorted(found)], gone
+
+
+def _mark_gone(session: Session, root_id: int, root: Path, gone: set[str]) -> int:
+    """Files at (or under) paths that no longer exist become ``missing``."""
+    marked = 0
+    for relative in sorted(gone):
+        rows = session.scalars(
+            select(File).where(
+                File.root_id == root_id,
+                File.status != "missing",
+                or_(
+                    File.relative_path == relative,
+                    File.relative_path.startswith(relative + "/", autoescape=True),
+                ),
+            )
+        ).all()
+        for row in rows:
+            if not os.path.lexists(root / row.relative_path):
+                row.status = "missing"
+                marked += 1
+    return marked
 
 
 def _warming(jobs: Iterator[FileJob]) -> Iterator[FileJob]:
