@@ -191,6 +191,15 @@ def search(
         str | None, typer.Option("--model-id", help="Labels of this model (default: active).")
     ] = None,
     limit: Annotated[int, typer.Option("--limit", min=1, help="Most results.")] = 100,
+    like: Annotated[
+        str | None,
+        typer.Option(
+            "--like",
+            help="More like this: the files most similar to FILE (a path under an indexed "
+            "root) or index ID, by their embeddings; combines with the other filters.",
+        ),
+    ] = None,
+    k: Annotated[int, typer.Option("-k", min=1, help="With --like: how many files.")] = 20,
     duplicates: Annotated[
         bool,
         typer.Option(
@@ -214,6 +223,8 @@ def search(
     `landscape search --near 48.85,2.35,25 --media image --json`
 
     `landscape search --media video --label forest` (videos with a forest stretch, and when)
+
+    `landscape search --like /mnt/archive/2024/coast_0042.jpg -k 10 --media video`
 
     `landscape search --duplicates` (copies to review before deleting anything)
     """
@@ -248,13 +259,23 @@ def search(
         raise UserError("--exact goes with --duplicates")
     engine = open_index(db, create=False)
     if duplicates:
-        if filters != SearchFilters(limit=limit) or as_csv:
+        if filters != SearchFilters(limit=limit) or as_csv or like is not None:
             raise UserError("--duplicates takes no filters and no --csv; use --json")
         with session_factory(engine)() as session:
             _print_duplicates(session, exact_only=exact, as_json=as_json)
         return
     with session_factory(engine)() as session:
-        hits = [h.to_dict() for h in run_search(session, filters)]
+        if like is not None:
+            from dataclasses import replace
+
+            from landscape.index.similarity import search_like
+            from landscape.settings import get_settings
+
+            cache = get_settings().cache_dir / "vectors"
+            found = search_like(session, like, replace(filters, limit=k), cache)
+            hits = [h.to_dict() for h in found]
+        else:
+            hits = [h.to_dict() for h in run_search(session, filters)]
     if as_json:
         print_json(hits)
     elif as_csv:
@@ -267,7 +288,8 @@ def search(
                 f"{hit['label']} {hit['confidence']:.2f}" if hit["label"] is not None else "—"
             )
             extra = " · ".join(str(x) for x in (hit["taken_at"], hit["place"]) if x)
-            console.print(f"{hit['path']}  [bold]{label_text}[/]  {extra}", soft_wrap=True)
+            score = f"similarity {hit['score']:.3f}  " if hit["score"] is not None else ""
+            console.print(f"{hit['path']}  {score}[bold]{label_text}[/]  {extra}", soft_wrap=True)
             for segment in hit["segments"] or ():
                 console.print(f"    {segments_text([segment])}", highlight=False)
         console.print(f"[dim]{len(hits)} file(s)[/]")

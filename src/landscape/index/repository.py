@@ -25,6 +25,7 @@ archive (measured: p95 87 ms without the window, 42 ms with it, at 100,000 files
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from datetime import date, datetime
 from typing import Any
@@ -34,7 +35,15 @@ from sqlalchemy.orm import Session, aliased
 
 from .schema import File, MediaMetadata, Model, Prediction, Root
 
-__all__ = ["SearchFilters", "SearchHit", "explain", "haversine_km", "search"]
+__all__ = [
+    "SearchFilters",
+    "SearchHit",
+    "explain",
+    "haversine_km",
+    "hits_by_id",
+    "resolve_model_id",
+    "search",
+]
 
 _EARTH_KM = 6371.0088
 # The newest files a first attempt looks at: a few ms to walk at any archive size.
@@ -84,6 +93,8 @@ class SearchHit:
     #: a video's timeline segments (``start``, ``end``, ``label``, ``confidence``): those that
     #: matched the label filter, else all; None for other files
     segments: tuple[dict[str, Any], ...] | None = None
+    #: cosine similarity to the query of a "more like this" search, else None
+    score: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -113,7 +124,8 @@ def haversine_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
     return 2 * _EARTH_KM * math.asin(min(1.0, math.sqrt(a)))
 
 
-def _model_id(session: Session, filters: SearchFilters) -> str | None:
+def resolve_model_id(session: Session, filters: SearchFilters) -> str | None:
+    """The model whose labels a search uses: the filters' ``model_id``, else the active one."""
     if filters.model_id is not None:
         return filters.model_id
     return session.scalar(select(Model.model_id).where(Model.active).limit(1))
@@ -259,7 +271,7 @@ def _windowed(query: Select, filters: SearchFilters) -> Select:
 def _attempts(session: Session, filters: SearchFilters) -> list[Select]:
     """The statements :func:`search` tries in turn: the newest-files window, then the whole
     index."""
-    query = _query(filters, _model_id(session, filters))
+    query = _query(filters, resolve_model_id(session, filters))
     if filters.near is not None:
         return [query]  # the circle is checked in Python: read on until the page is full
     attempts = [query.limit(filters.limit)]
@@ -276,7 +288,9 @@ def search(session: Session, filters: SearchFilters) -> list[SearchHit]:
     if not videos:
         return hits
     timeline: dict[int, list[dict[str, Any]]] = {}
-    query = _segments(_model_id(session, filters), filters).where(Prediction.file_id.in_(videos))
+    query = _segments(resolve_model_id(session, filters), filters).where(
+        Prediction.file_id.in_(videos)
+    )
     for row in session.execute(query.order_by(Prediction.file_id, Prediction.segment)):
         timeline.setdefault(row.file_id, []).append(
             {
@@ -310,6 +324,26 @@ def _search(session: Session, filters: SearchFilters) -> list[SearchHit]:
         hits.append(_hit(row))
         if len(hits) >= filters.limit:
             break
+    return hits
+
+
+def hits_by_id(
+    session: Session, filters: SearchFilters, file_ids: Sequence[int], model_id: str | None
+) -> dict[int, SearchHit]:
+    """The files among ``file_ids`` that pass ``filters`` (no limit, no order), by id — what a
+    ranking made elsewhere (similarity) checks its candidates with."""
+    if not file_ids:
+        return {}
+    query = _query(filters, model_id).where(File.id.in_(list(file_ids))).order_by(None)
+    hits = {}
+    for row in session.execute(query):
+        if filters.near is not None:
+            lat, lon, km = filters.near
+            if row.latitude is None or row.longitude is None:
+                continue
+            if haversine_km(lat, lon, row.latitude, row.longitude) > km:
+                continue
+        hits[row.id] = _hit(row)
     return hits
 
 
