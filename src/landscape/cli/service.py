@@ -7,7 +7,6 @@ import typer
 from ._pending import register_pending
 
 _PENDING = {
-    "watch": "Watch storage roots and index new files as they arrive.",
     "serve": "Serve the REST API and the web GUI.",
     "users": "Manage users and API tokens.",
 }
@@ -15,10 +14,11 @@ _PENDING = {
 
 def register(app: typer.Typer) -> None:
     """Add the service commands to the root app."""
-    from . import _db, _index
+    from . import _db, _index, _watch
 
     app.command("index")(_index.index)
     app.command("search")(_index.search)
+    app.command("watch")(_watch.watch)
     app.add_typer(_db.app, name="db")
     for name, doc in _PENDING.items():
         register_pending(app, name, doc)
