@@ -16,7 +16,7 @@ from landscape.index.db import open_index, session_factory
 from landscape.index.pipeline import IndexOptions, run_index
 from landscape.index.repository import SearchFilters
 from landscape.index.schema import Embedding, File, Prediction
-from landscape.index.similarity import ExactScan, SimilarityError, search_like
+from landscape.index.similarity import ExactScan, SimilarityError, find_target, search_like
 from landscape.inference.predictor import Predictor
 from tests.conftest import CliResult
 
@@ -150,3 +150,35 @@ def test_more_like_this_as_a_user(run_cli: Run, tmp_path: Path, scene_run: Path)
     missing = run_cli("search", "--db", url, "--like", tmp_path / "nope.jpg")
     assert missing.code == 1 and "is not in the index" in missing.err
     assert len(missing.err.strip().splitlines()) == 1
+
+
+def test_pgvector_and_the_exact_scan_give_the_same_neighbours(
+    postgres_url: str, postgres_url_novector: str, tmp_path: Path, scene_run: Path
+) -> None:
+    from landscape.index.db import schema_status
+    from landscape.index.similarity import vector_index
+    from landscape.index.vector_pg import PgVectorScan, has_pgvector
+
+    root = _store(tmp_path / "store")
+    predictor = Predictor.from_bundle(scene_run / "bundle")
+    options = IndexOptions(workers=1, memory_mb=None, keyframe_dir=tmp_path / "kf")
+    answers = {}
+    for url in (postgres_url, postgres_url_novector):
+        engine = open_index(url)
+        run_index(engine, [root], predictor=predictor, options=options)
+        assert schema_status(engine).ok  # the derived vector table is not a schema change
+        with session_factory(engine)() as session:
+            model_id = predictor.model_id
+            index = vector_index(session, model_id, tmp_path / "cache")
+            assert isinstance(index, PgVectorScan) == has_pgvector(session)
+            _, query = find_target(session, str(root / "glacier" / "glacier_2.jpg"), model_id)
+            exact = ExactScan(session, model_id, tmp_path / f"cache-{len(answers)}")
+            truth = [m.file_id for m, _ in zip(exact.ranked(query), range(10), strict=False)]
+            got = [m.file_id for m, _ in zip(index.ranked(query), range(10), strict=False)]
+            assert got == truth  # recall 1.0 at this size, in the same order
+        answers[url] = _like(url, str(root / "glacier" / "glacier_2.jpg"), tmp_path / "c", limit=5)
+    with_hnsw, without = answers.values()
+    assert [Path(str(h["path"])).name for h in with_hnsw] == [
+        Path(str(h["path"])).name for h in without
+    ]
+    assert [h["score"] for h in with_hnsw] == pytest.approx([h["score"] for h in without], abs=2e-3)

@@ -55,6 +55,7 @@ from .registry import register_bundle
 from .sandbox import Outcome, Sandbox
 from .scanner import FoundFile, RootError, WalkProblem, check_root, count_files, walk
 from .schema import File, Prediction, Root, Scan, utcnow
+from .vector_pg import sync_vectors
 from .work import FileJob, FileResult, VideoSampling, init_worker, process_file
 from .writer import (
     Classified,
@@ -650,6 +651,8 @@ def _run_index(
                 # Statistics for the planner where they are stale (SQLite's own advice after
                 # large changes); PostgreSQL's autovacuum does this by itself.
                 session.execute(text("PRAGMA optimize"))
+            else:
+                sync_vectors(session)  # pgvector's index, where the database has the extension
     return summary
 
 
@@ -753,6 +756,7 @@ def index_changes(
         finally:
             if spill is not None:
                 shutil.rmtree(spill, ignore_errors=True)
+        sync_vectors(session)
     return summary
 
 
@@ -782,7 +786,8 @@ def _changed(root: Path, changed: Sequence[Path]) -> tuple[list[FoundFile | Walk
             found[relative] = FoundFile(relative, info.st_size, info.st_mtime_ns)
         elif stat.S_ISDIR(info.st_mode):
             for item in walk(absolute):
-                nested = f"{relative}/{item.relative_path}".rstrip("/")
+                inner = item.relative_path
+                nested = relative if inner in (".", "") else f"{relative}/{inner}"
                 found[nested] = (
                     FoundFile(nested, item.size, item.mtime_ns)
                     if isinstance(item, FoundFile)

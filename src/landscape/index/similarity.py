@@ -21,7 +21,7 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 from sqlalchemy import func, select
@@ -32,7 +32,15 @@ from landscape.errors import UserError
 from .repository import SearchFilters, SearchHit, hits_by_id, resolve_model_id
 from .schema import Embedding, File, Prediction, Root
 
-__all__ = ["ExactScan", "Match", "SimilarityError", "find_target", "search_like"]
+__all__ = [
+    "ExactScan",
+    "Match",
+    "SimilarityError",
+    "VectorIndex",
+    "find_target",
+    "search_like",
+    "vector_index",
+]
 
 # Rows scored per matrix product: bounds the float32 copy of the float16 cache (~80 MB).
 _BLOCK = 16384
@@ -52,6 +60,23 @@ class Match:
     prediction_id: int
     segment: int
     score: float
+
+
+class VectorIndex(Protocol):
+    """What answers a similarity query: every compared vector, most similar first."""
+
+    def ranked(self, query: np.ndarray) -> Iterator[Match]:
+        """Matches in decreasing cosine similarity to ``query``."""
+        ...
+
+
+def vector_index(session: Session, model_id: str, cache_dir: Path) -> VectorIndex:
+    """pgvector's HNSW index where the database has the extension, else the exact scan."""
+    from .vector_pg import PgVectorScan, has_pgvector
+
+    if has_pgvector(session):
+        return PgVectorScan(session, model_id)
+    return ExactScan(session, model_id, cache_dir)
 
 
 class ExactScan:
@@ -207,7 +232,7 @@ def search_like(
     if model_id is None:
         raise SimilarityError("the index has no model yet", fix="run `landscape index --model`")
     own_id, query = find_target(session, target, model_id)
-    scan = ExactScan(session, model_id, cache_dir)
+    scan = vector_index(session, model_id, cache_dir)
     best: dict[int, Match] = {}
     hits: list[SearchHit] = []
     pending: list[Match] = []
