@@ -72,3 +72,19 @@ def test_new_changed_moved_and_deleted_paths(db_url: str, tmp_path: Path, tiny_r
     assert back.outcomes["moved"] == len(under)
     final = _rows(db_url)
     assert all(final[f"back/{k.split('/')[-1]}"][1] == "ok" for k in under)
+
+
+def test_an_index_inside_the_root_it_indexes_never_lists_itself(
+    tmp_path: Path, tiny_run: Path
+) -> None:
+    root = build_archive(tmp_path / "a", ArchiveSpec(per_class=1, size=64, seed=3)).root
+    url = f"sqlite:///{root / 'index.db'}"
+    engine = open_index(url)
+    predictor = Predictor.from_bundle(tiny_run / "bundle")
+    for _ in range(2):  # the second run sees the database, its WAL and the keyframes folder
+        run_index(engine, [root], predictor=predictor, options=FAST)
+    (root / "index.keyframes" / "m").mkdir(parents=True, exist_ok=True)
+    (root / "index.keyframes" / "m" / "x.jpg").write_bytes(b"\xff\xd8")
+    index_changes(engine, root, [root / "index.db", root / "index.keyframes"], predictor=predictor)
+    paths = set(_rows(url))
+    assert paths and not any(p.startswith("index.") for p in paths)

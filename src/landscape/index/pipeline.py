@@ -166,6 +166,12 @@ class _Run:
     started: Any
     advance: Advance
     keyframes: Path = Path()
+    #: the index's own files (a SQLite database and its companions) when they sit in a root
+    own: frozenset[Path] = frozenset()
+
+    def is_own(self, path: Path) -> bool:
+        """Whether ``path`` belongs to the index itself (never indexed as media)."""
+        return path in self.own or self.keyframes in path.parents
 
 
 def _job(
@@ -210,7 +216,9 @@ def _plan_found(
         for problem in problems:
             run.summary.outcomes["failed"] += 1
             run.summary.problems.append((problem.relative_path, problem.error))
-        files: list[FoundFile] = [f for f in chunk if isinstance(f, FoundFile)]
+        files: list[FoundFile] = [
+            f for f in chunk if isinstance(f, FoundFile) and not run.is_own(root / f.relative_path)
+        ]
         known = _existing(session, root_id, [f.relative_path for f in files])
         unchanged: list[File] = []
         jobs: list[FileJob] = []
@@ -618,10 +626,12 @@ def _run_index(
         summary.scan_id = scan.id
         total = sum(count_files(p) for p in resolved)
         bar = progress("indexing", total) if progress is not None else nullcontext(_ignore)
-        keyframes = options.keyframe_dir or keyframe_root(engine.url)
+        keyframes = (options.keyframe_dir or keyframe_root(engine.url)).resolve()
         clear_stale_spills(keyframes)  # a killed run's sampled frames (we hold the lock)
         with bar as advance:
-            run = _Run(model_id, options, roots_by_id, summary, utcnow(), advance, keyframes)
+            run = _Run(
+                model_id, options, roots_by_id, summary, utcnow(), advance, keyframes, _own(engine)
+            )
             spill = spill_dir(keyframes) if predictor is not None else None
             jobs = chain.from_iterable(
                 _plan(run, root_id, path, session) for root_id, path in roots_by_id.items()
@@ -744,8 +754,10 @@ def index_changes(
         roots_by_id = _root_ids(session, [root])
         session.commit()
         root_id = next(iter(roots_by_id))
-        keyframes = options.keyframe_dir or keyframe_root(engine.url)
-        run = _Run(model_id, options, roots_by_id, summary, utcnow(), _ignore, keyframes)
+        keyframes = (options.keyframe_dir or keyframe_root(engine.url)).resolve()
+        run = _Run(
+            model_id, options, roots_by_id, summary, utcnow(), _ignore, keyframes, _own(engine)
+        )
         found, gone = _changed(root, changed)
         summary.outcomes["missing"] += _mark_gone(session, root_id, root, gone)
         session.commit()
@@ -758,6 +770,16 @@ def index_changes(
                 shutil.rmtree(spill, ignore_errors=True)
         sync_vectors(session)
     return summary
+
+
+def _own(engine: Engine) -> frozenset[Path]:
+    """A SQLite index's files: the database, its journal/WAL/shared-memory and lock files."""
+    database = engine.url.database
+    if engine.dialect.name != "sqlite" or not database or database == ":memory:":
+        return frozenset()
+    path = Path(database).expanduser().resolve()
+    suffixes = ("", "-wal", "-shm", "-journal", ".writer.lock")
+    return frozenset(path.with_name(path.name + suffix) for suffix in suffixes)
 
 
 def _changed(root: Path, changed: Sequence[Path]) -> tuple[list[FoundFile | WalkProblem], set[str]]:
