@@ -71,12 +71,53 @@ class VectorIndex(Protocol):
 
 
 def vector_index(session: Session, model_id: str, cache_dir: Path) -> VectorIndex:
-    """pgvector's HNSW index where the database has the extension, else the exact scan."""
+    """pgvector's HNSW index where the PostgreSQL database has the extension; on SQLite,
+    sqlite-vec where it can be loaded (the ``vec`` extra); else the exact numpy scan."""
     from .vector_pg import PgVectorScan, has_pgvector
+    from .vector_sqlite import SqliteVecScan, sqlite_vec_available
 
     if has_pgvector(session):
         return PgVectorScan(session, model_id)
+    if session.get_bind().dialect.name == "sqlite" and sqlite_vec_available():
+        return SqliteVecScan(session, model_id, cache_dir)
     return ExactScan(session, model_id, cache_dir)
+
+
+def compared_rows(model_id: str) -> Any:
+    """The vectors a similarity query compares, in prediction order: a still image's, and the
+    segments (1…n) of a video; files marked missing left out."""
+    is_video = File.media_type == "video"
+    return (
+        select(
+            Prediction.id, Prediction.file_id, Prediction.segment, Embedding.dim, Embedding.vector
+        )
+        .join(Embedding, Embedding.prediction_id == Prediction.id)
+        .join(File, File.id == Prediction.file_id)
+        .where(
+            Prediction.model_id == model_id,
+            File.status != "missing",
+            (Prediction.segment > 0) == is_video,
+        )
+        .order_by(Prediction.id)
+    )
+
+
+def vectors_stamp(session: Session, model_id: str) -> str:
+    """What changes whenever the compared vectors may have: the model's prediction count,
+    highest id and newest time, and the number of missing files."""
+    count, highest, newest = session.execute(
+        select(
+            func.count(Prediction.id), func.max(Prediction.id), func.max(Prediction.created_at)
+        ).where(Prediction.model_id == model_id)
+    ).one()
+    missing = session.scalar(select(func.count(File.id)).where(File.status == "missing"))
+    return f"{count}:{highest}:{newest}:{missing}"
+
+
+def cache_stem(session: Session, model_id: str, cache_dir: Path) -> Path:
+    """Where a cache of this database's vectors of ``model_id`` lives (per database URL)."""
+    url = str(session.get_bind().engine.url)
+    return cache_dir / hashlib.sha256(f"{url}\0{model_id}".encode()).hexdigest()[:24]
 
 
 class ExactScan:
@@ -87,40 +128,13 @@ class ExactScan:
         self._load(session, cache_dir)
 
     def _rows(self, session: Session) -> Any:
-        """The vectors compared: images' segment 0, videos' segments 1…n."""
-        is_video = File.media_type == "video"
-        return (
-            select(
-                Prediction.id,
-                Prediction.file_id,
-                Prediction.segment,
-                Embedding.dim,
-                Embedding.vector,
-            )
-            .join(Embedding, Embedding.prediction_id == Prediction.id)
-            .join(File, File.id == Prediction.file_id)
-            .where(
-                Prediction.model_id == self.model_id,
-                File.status != "missing",
-                (Prediction.segment > 0) == is_video,
-            )
-            .order_by(Prediction.id)
-        )
+        return compared_rows(self.model_id)
 
     def _stamp(self, session: Session) -> str:
-        count, highest, newest = session.execute(
-            select(
-                func.count(Prediction.id), func.max(Prediction.id), func.max(Prediction.created_at)
-            ).where(Prediction.model_id == self.model_id)
-        ).one()
-        missing = session.scalar(select(func.count(File.id)).where(File.status == "missing"))
-        return f"{count}:{highest}:{newest}:{missing}"
+        return vectors_stamp(session, self.model_id)
 
     def _load(self, session: Session, cache_dir: Path) -> None:
-        bind = session.get_bind()
-        url = str(bind.engine.url)
-        key = hashlib.sha256(f"{url}\0{self.model_id}".encode()).hexdigest()[:24]
-        stem = cache_dir / key
+        stem = cache_stem(session, self.model_id, cache_dir)
         stamp = self._stamp(session)
         meta_path = stem.with_suffix(".json")
         try:
