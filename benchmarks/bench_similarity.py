@@ -6,12 +6,14 @@ feature size) drawn around 50 cluster centres (scenes of a kind look alike, whic
 makes approximate search hard), then asks Q queries (stored vectors, perturbed) of:
 
 - ``ExactScan`` on SQLite (memory-mapped float16 unit vectors; the first query builds the cache),
+- ``SqliteVecScan`` (sqlite-vec's exact KNN in C, the ``vec`` extra),
 - ``ExactScan`` on PostgreSQL (the same scan, vectors read from PostgreSQL),
 - ``PgVectorScan`` (HNSW, cosine, ``ef_search`` 100, iterative scans),
 
 and reports p50/p95 per query and recall@10 of the HNSW answers against the exact ones.
 
     python benchmarks/bench_similarity.py [--vectors 100000] [--queries 50] [--dim 1280]
+        [--no-postgres]
 """
 
 from __future__ import annotations
@@ -98,11 +100,13 @@ def main() -> None:
     parser.add_argument("--vectors", type=int, default=100_000)
     parser.add_argument("--queries", type=int, default=50)
     parser.add_argument("--dim", type=int, default=1280)
+    parser.add_argument("--no-postgres", action="store_true", help="SQLite backends only")
     args = parser.parse_args()
     from landscape.index._testing import PostgresServer
     from landscape.index.db import open_index, session_factory
     from landscape.index.similarity import ExactScan
     from landscape.index.vector_pg import PgVectorScan, sync_vectors
+    from landscape.index.vector_sqlite import SqliteVecScan
 
     vectors = _vectors(args.vectors, args.dim)
     rng = np.random.default_rng(1)
@@ -120,6 +124,18 @@ def main() -> None:
             sqlite_exact = ExactScan(session, "bench", Path(tmp) / "cache")
             print(f"  exact-scan cache built in {time.perf_counter() - started:.1f} s")
             exact_answers, sqlite_times = _timed(sqlite_exact, queries)
+            started = time.perf_counter()
+            vec = SqliteVecScan(session, "bench", Path(tmp) / "cache")
+            print(f"  sqlite-vec file built in {time.perf_counter() - started:.1f} s")
+            vec_answers, vec_times = _timed(vec, queries)
+        vec_recall = statistics.mean(
+            len(set(a) & set(b)) / len(b) for a, b in zip(vec_answers, exact_answers, strict=True)
+        )
+        print(_line("SQLite exact scan", sqlite_times))
+        print(_line("SQLite sqlite-vec", vec_times))
+        print(f"  sqlite-vec top 10 against the exact scan: {vec_recall:.3f}")
+        if args.no_postgres:
+            return
         with PostgresServer(durable=True) as server:
             pg = server.create_database("sim", vector=True)
             started = time.perf_counter()
@@ -140,7 +156,6 @@ def main() -> None:
         len(set(a) & set(b)) / len(b) for a, b in zip(hnsw_answers, exact_answers, strict=True)
     )
     print(f"{args.queries} queries, top 10:")
-    print(_line("SQLite exact scan", sqlite_times))
     print(_line("PostgreSQL exact scan", pg_exact_times))
     print(_line("PostgreSQL pgvector HNSW", hnsw_times))
     print(f"  recall@10 of HNSW against the exact scan: {recall:.3f}")

@@ -9,7 +9,7 @@ which.
 :class:`ExactScan` scores every vector: a memory-mapped matrix of unit vectors (float16)
 cached on disk per database and model, rebuilt when the model's predictions change (their
 count, highest id and newest time are the stamp), multiplied in blocks — exact, no index to
-keep, ~50 ms per query at 100,000 vectors on 2 cores. :func:`search_like` walks its ranking
+keep, ~0.3 s per query at 100,000 vectors of 1,280 on 2 cores (converting float16 blocks). :func:`search_like` walks its ranking
 and keeps the files that pass the other search filters.
 """
 
