@@ -9,7 +9,9 @@ which.
 :class:`ExactScan` scores every vector: a memory-mapped matrix of unit vectors (float16)
 cached on disk per database and model, rebuilt when the model's predictions change (their
 count, highest id and newest time are the stamp), multiplied in blocks — exact, no index to
-keep, ~0.3 s per query at 100,000 vectors of 1,280 on 2 cores (converting float16 blocks). :func:`search_like` walks its ranking
+keep, ~0.3 s per query at 100,000 vectors of 1,280 on 2 cores (mostly converting float16
+blocks). :func:`vector_index` picks pgvector's HNSW index or sqlite-vec where the database
+has them (:mod:`.vector_pg`, :mod:`.vector_sqlite`). :func:`search_like` walks the ranking
 and keeps the files that pass the other search filters.
 """
 
