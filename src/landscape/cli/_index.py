@@ -13,12 +13,16 @@ import typer
 from landscape.errors import UserError
 
 from ._options import (
+    AllowEmptyOption,
     BackendOption,
     DbOption,
     EveryOption,
+    FileTimeoutOption,
+    IndexModelOption,
     JsonOption,
     MinSegmentOption,
     NoProgressOption,
+    WorkersOption,
 )
 from ._output import console, print_json, progress_bar
 
@@ -67,38 +71,16 @@ def summary_table(summary: Any) -> None:
 def index(
     roots: Annotated[list[Path], typer.Argument(help="Storage folders to index.")],
     db: DbOption = None,
-    model: Annotated[
-        Path | None,
-        typer.Option(
-            "--model",
-            "-m",
-            help="Model bundle (default: the database's active model, else LANDSCAPE_MODEL; "
-            "the first one given becomes active).",
-        ),
-    ] = None,
+    model: IndexModelOption = None,
     backend: BackendOption = "torch",
-    workers: Annotated[
-        int, typer.Option("--workers", min=0, help="Extract/decode worker processes.")
-    ] = 2,
-    timeout: Annotated[
-        float,
-        typer.Option(
-            "--timeout",
-            min=1,
-            help="Seconds one file may take to read (videos: plus 2 s per second of footage).",
-        ),
-    ] = 60.0,
+    workers: WorkersOption = 2,
+    timeout: FileTimeoutOption = 60.0,
     reclassify: Annotated[
         bool, typer.Option("--reclassify", help="Re-run inference on unchanged files too.")
     ] = False,
     every: EveryOption = 1.0,
     min_segment: MinSegmentOption = 2.0,
-    allow_empty: Annotated[
-        bool,
-        typer.Option(
-            "--allow-empty", help="Accept a root that is empty although the index has files there."
-        ),
-    ] = False,
+    allow_empty: AllowEmptyOption = False,
     no_progress: NoProgressOption = False,
     as_json: JsonOption = False,
 ) -> None:

@@ -86,3 +86,31 @@ MinSegmentOption = Annotated[
         "--min-segment", min=0, help="Videos: shorter segments join their neighbours (s)."
     ),
 ]
+IndexModelOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--model",
+        "-m",
+        help="Model bundle (default: the database's active model, else LANDSCAPE_MODEL; "
+        "the first one given becomes active).",
+    ),
+]
+WorkersOption = Annotated[
+    int, typer.Option("--workers", min=0, help="Extract/decode worker processes.")
+]
+FileTimeoutOption = Annotated[
+    float,
+    typer.Option(
+        "--timeout",
+        min=1,
+        help="Seconds one file may take to read (videos: plus 2 s per second of footage).",
+    ),
+]
+AllowEmptyOption = Annotated[
+    bool,
+    typer.Option(
+        "--allow-empty",
+        help="Accept a root that is empty although the index has files there (its files "
+        "become missing; by default such a root is taken for an unmounted share).",
+    ),
+]

@@ -15,7 +15,15 @@ from typing import Annotated, Any
 
 import typer
 
-from ._options import BackendOption, DbOption, EveryOption, MinSegmentOption
+from ._options import (
+    AllowEmptyOption,
+    BackendOption,
+    DbOption,
+    EveryOption,
+    FileTimeoutOption,
+    MinSegmentOption,
+    WorkersOption,
+)
 from ._output import err_console
 
 __all__ = ["watch"]
@@ -58,27 +66,11 @@ def watch(
         float,
         typer.Option("--poll-interval", min=0.1, help="With --poll: seconds between two scans."),
     ] = 5.0,
-    workers: Annotated[
-        int, typer.Option("--workers", min=0, help="Extract/decode worker processes.")
-    ] = 2,
-    timeout: Annotated[
-        float,
-        typer.Option(
-            "--timeout",
-            min=1,
-            help="Seconds one file may take to read (videos: plus 2 s per second of footage).",
-        ),
-    ] = 60.0,
+    workers: WorkersOption = 2,
+    timeout: FileTimeoutOption = 60.0,
     every: EveryOption = 1.0,
     min_segment: MinSegmentOption = 2.0,
-    allow_empty: Annotated[
-        bool,
-        typer.Option(
-            "--allow-empty",
-            help="Accept a root that is empty although the index has files there (its files "
-            "become missing; by default such a root is taken for an unmounted share).",
-        ),
-    ] = False,
+    allow_empty: AllowEmptyOption = False,
     as_json: Annotated[
         bool,
         typer.Option(

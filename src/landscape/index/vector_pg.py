@@ -20,6 +20,8 @@ import numpy as np
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from .vectors import Match
+
 __all__ = ["PgVectorScan", "has_pgvector", "sync_vectors"]
 
 _TABLE = "embedding_vectors"
@@ -112,8 +114,6 @@ class PgVectorScan:
 
     def ranked(self, query: np.ndarray, *, page: int = 200) -> Iterator[Any]:
         """Vectors most similar first, fetched a page at a time (each page a deeper query)."""
-        from .similarity import Match
-
         q = np.asarray(query, dtype=np.float32).reshape(-1)
         dim = int(q.size)
         seen: set[int] = set()

@@ -20,6 +20,8 @@ from typing import Any
 import numpy as np
 from sqlalchemy.orm import Session
 
+from .vectors import Match, cache_stem, compared_rows, vectors_stamp
+
 __all__ = ["SqliteVecScan", "sqlite_vec_available"]
 
 # sqlite-vec answers at most this many neighbours per KNN query.
@@ -63,8 +65,6 @@ class SqliteVecScan:
     """The similarity ranking answered by sqlite-vec (see the module docstring)."""
 
     def __init__(self, session: Session, model_id: str, cache_dir: Path) -> None:
-        from .similarity import cache_stem, vectors_stamp
-
         self.model_id = model_id
         path = cache_stem(session, model_id, cache_dir).with_suffix(".vec.db")
         stamp = vectors_stamp(session, model_id)
@@ -79,8 +79,6 @@ class SqliteVecScan:
 
     def _build(self, session: Session, path: Path, stamp: str) -> Any:
         """Write the vectors into a fresh file, then move it into place (atomic)."""
-        from .similarity import compared_rows
-
         part = path.with_suffix(".part")
         part.unlink(missing_ok=True)
         connection = _connect(str(part))
@@ -126,8 +124,6 @@ class SqliteVecScan:
     def ranked(self, query: np.ndarray, *, page: int = 200) -> Iterator[Any]:
         """Vectors most similar first, a page at a time (each a deeper KNN query), then the
         rest by a full scan past sqlite-vec's limit of 4,096 neighbours."""
-        from .similarity import Match
-
         dim_row = self.connection.execute("SELECT dim FROM meta").fetchone()
         if not dim_row or not dim_row[0]:
             return
