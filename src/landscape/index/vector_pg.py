@@ -100,6 +100,10 @@ def sync_vectors(session: Session) -> int:
                 f" WHERE dim = {int(dim)}"
             )
         )
+    if added:
+        # Fresh statistics, or the planner may sort the whole table instead of walking the
+        # index (measured: 839 ms instead of ~90 ms per query right after a bulk fill).
+        session.execute(text(f"ANALYZE {_TABLE}"))
     session.commit()
     return added
 
