@@ -179,6 +179,25 @@ def test_reclassify_with_another_model_keeps_both(
     assert by_model == {first.model_id: images, second.model_id: images}
 
 
+def test_reclassify_redoes_unchanged_files_the_model_already_labelled(
+    tmp_path: Path, bundle: Path
+) -> None:
+    root = _archive(tmp_path / "archive", per_class=1)
+    engine = open_index(f"sqlite:///{tmp_path / 'again.db'}")
+    predictor = Predictor.from_bundle(bundle)
+    run_index(engine, [root], predictor=predictor, options=FAST)
+    with session_factory(engine)() as s:
+        before = dict(s.execute(select(Prediction.file_id, Prediction.created_at)).all())
+    plain = run_index(engine, [root], predictor=predictor, options=FAST)
+    assert plain.outcomes["reclassified"] == 0  # nothing to do without --reclassify
+    again = IndexOptions(workers=1, timeout=60, memory_mb=None, batch_size=8, reclassify=True)
+    summary = run_index(engine, [root], predictor=predictor, options=again)
+    with session_factory(engine)() as s:
+        after = dict(s.execute(select(Prediction.file_id, Prediction.created_at)).all())
+    assert summary.outcomes["reclassified"] == len(before) == len(after) > 0
+    assert all(after[f] > before[f] for f in before)  # every prediction written afresh
+
+
 def test_unmount_guard_and_missing_root(db_url: str, tmp_path: Path) -> None:
     root = _archive(tmp_path / "share", per_class=1)
     engine = open_index(db_url)

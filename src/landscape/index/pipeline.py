@@ -266,6 +266,8 @@ def _needs_inference(run: _Run, session: Session, rows: Sequence[File]) -> set[i
     media = [r.id for r in rows if r.media_type in ("image", "video") and r.status == "ok"]
     broken = [r.id for r in rows if r.media_type == "video" and r.status == "error"]
     media += sorted(_has_prediction(session, broken, None))
+    if run.options.reclassify:
+        return set(media)
     return set(media) - _has_prediction(session, media, run.model_id)
 
 
@@ -349,26 +351,23 @@ def _classify_video(run: _Run, predictor: Any, result: FileResult) -> list[Class
                 keyframe=name,
             )
         )
-    return [_whole_video(rows, features, timeline.duration, predictor.unknown_threshold), *rows]
+    return [_whole_video(rows, features, timeline, predictor.unknown_threshold), *rows]
 
 
 def _whole_video(
     segments: Sequence[Classified],
     features: np.ndarray,
-    duration: float,
+    timeline: Any,
     unknown_threshold: float | None,
 ) -> Classified:
-    """Segment 0 of a video: its dominant label (the most time), that label's time-weighted
-    confidence, the time-weighted probabilities, the mean of every frame's features, and the
-    keyframe of the dominant label's longest segment."""
+    """Segment 0 of a video: the timeline's dominant label (the most time), that label's
+    time-weighted confidence, the time-weighted probabilities, the mean of every frame's
+    features, and the keyframe of the dominant label's longest segment."""
     lengths = np.asarray([max((s.end or 0.0) - (s.start or 0.0), 0.0) for s in segments])
     weights = (
         lengths / lengths.sum() if lengths.sum() > 0 else np.full(len(segments), 1 / len(segments))
     )
-    covered: dict[str, float] = {}
-    for segment, length in zip(segments, lengths, strict=True):
-        covered[segment.label] = covered.get(segment.label, 0.0) + float(length)
-    dominant = max(covered, key=lambda label: covered[label])
+    dominant = timeline.dominant
     mine = [(s, w) for s, w in zip(segments, weights, strict=True) if s.label == dominant]
     confidence = sum(s.confidence * w for s, w in mine) / max(sum(w for _, w in mine), 1e-12)
     probabilities = {
@@ -386,7 +385,7 @@ def _whole_video(
         features.mean(axis=0),
         segment=0,
         start=0.0,
-        end=duration,
+        end=timeline.duration,
         keyframe=longest.keyframe,
     )
 
@@ -632,15 +631,11 @@ def _run_index(
             run = _Run(
                 model_id, options, roots_by_id, summary, utcnow(), advance, keyframes, _own(engine)
             )
-            spill = spill_dir(keyframes) if predictor is not None else None
             jobs = chain.from_iterable(
                 _plan(run, root_id, path, session) for root_id, path in roots_by_id.items()
             )
-            try:
+            with _spill(keyframes, predictor) as spill:
                 _read_and_write(run, session, jobs, predictor, spill)
-            finally:
-                if spill is not None:
-                    shutil.rmtree(spill, ignore_errors=True)
             for root_id in roots_by_id:
                 summary.outcomes["missing"] += mark_missing(session, root_id, run.started)
                 root = session.get(Root, root_id)
@@ -676,7 +671,11 @@ def _read_and_write(
     """Images through the sandbox in batches, then the videos their extension told apart."""
     options = run.options
     preprocessing = predictor.bundle.preprocessing.model_dump() if predictor else None
-    sampling = VideoSampling(str(spill), every=options.every) if spill is not None else None
+    sampling = (
+        VideoSampling(str(spill), every=options.every, strategy=options.video_strategy)
+        if spill is not None
+        else None
+    )
     videos: list[FileJob] = []
 
     def images_first(jobs: Iterator[FileJob]) -> Iterator[FileJob]:
@@ -713,6 +712,19 @@ def _read_and_write(
         )
         for batch in _chunks(outcomes, 1):
             _write(run, session, batch, predictor)
+
+
+@contextmanager
+def _spill(keyframes: Path, predictor: Any) -> Iterator[Path | None]:
+    """This run's spill folder for sampled video frames (none without a model), removed after."""
+    if predictor is None:
+        yield None
+        return
+    spill = spill_dir(keyframes)
+    try:
+        yield spill
+    finally:
+        shutil.rmtree(spill, ignore_errors=True)
 
 
 def _video_timeout(job: FileJob, options: IndexOptions) -> float:
@@ -761,13 +773,9 @@ def index_changes(
         found, gone = _changed(root, changed)
         summary.outcomes["missing"] += _mark_gone(session, root_id, root, gone)
         session.commit()
-        spill = spill_dir(keyframes) if predictor is not None else None
-        try:
+        with _spill(keyframes, predictor) as spill:
             jobs = _plan_found(run, root_id, root, found, session)
             _read_and_write(run, session, jobs, predictor, spill)
-        finally:
-            if spill is not None:
-                shutil.rmtree(spill, ignore_errors=True)
         sync_vectors(session)
     return summary
 
