@@ -35,22 +35,15 @@ from itertools import chain
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from sqlalchemy import Engine, func, or_, select, text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from landscape.data.video_frames import Strategy, is_video_path
 
+from .classify import ClassifySettings, classify_results
 from .db import session_factory, write_error, writer_lock
-from .keyframes import (
-    clear_stale_spills,
-    keyframe_name,
-    keyframe_root,
-    remove_keyframes,
-    spill_dir,
-    write_keyframe,
-)
+from .keyframes import clear_stale_spills, keyframe_root, remove_keyframes, spill_dir
 from .registry import register_bundle
 from .sandbox import Outcome, Sandbox
 from .scanner import FoundFile, RootError, WalkProblem, check_root, count_files, walk
@@ -275,121 +268,6 @@ def _needs_inference(run: _Run, session: Session, rows: Sequence[File]) -> set[i
 # Writing: one transaction per batch of results
 
 
-def _classify(
-    run: _Run, predictor: Any, results: Sequence[FileResult]
-) -> dict[int, list[Classified]]:
-    """The rows to store per result index: an image's one, a video's whole-video row and
-    segments."""
-    if predictor is None:
-        return {}
-    out = _classify_images(predictor, results)
-    for i, result in enumerate(results):
-        if result.frames is not None and result.frames.times and result.content_hash:
-            out[i] = _classify_video(run, predictor, result)
-    return out
-
-
-def _classify_images(predictor: Any, results: Sequence[FileResult]) -> dict[int, list[Classified]]:
-    import torch
-
-    from landscape.data.transforms import normalize
-
-    with_pixels = [(i, r) for i, r in enumerate(results) if r.pixels is not None]
-    if not with_pixels:
-        return {}
-    pixels = np.stack([r.pixels for _, r in with_pixels if r.pixels is not None])
-    batch = torch.from_numpy(normalize(pixels, predictor.bundle.preprocessing))
-    logits, features = predictor.logits_and_features(batch)
-    predictions = predictor.predict_logits(logits)
-    out: dict[int, list[Classified]] = {}
-    for (i, _), pred, feat in zip(with_pixels, predictions, features.numpy(), strict=True):
-        out[i] = [
-            Classified(pred.label, pred.confidence, pred.probabilities, pred.is_unknown, feat)
-        ]
-    return out
-
-
-def _classify_video(run: _Run, predictor: Any, result: FileResult) -> list[Classified]:
-    """A video's timeline from its spilled frames: the whole-video row, then one row per
-    segment with its keyframe written to the keyframe folder."""
-    from landscape.inference.video import build_timeline, covered_duration, score_frames
-
-    frames = result.frames
-    assert frames is not None and result.content_hash is not None
-    times = np.asarray(frames.times)
-    pixels = np.memmap(frames.pixels, dtype=np.uint8, mode="r", shape=(len(times), *frames.shape))
-    probs, features = score_frames(predictor, pixels, batch_size=run.options.batch_size)
-    del pixels  # the memory map holds the file open
-    every = run.options.every
-    timeline = build_timeline(
-        times,
-        np.asarray(frames.cuts, dtype=bool),
-        probs,
-        features,
-        duration=covered_duration(frames.duration, float(times[-1]), every, frames.broken_at),
-        classes=predictor.classes,
-        unknown_threshold=predictor.unknown_threshold,
-        model_id=predictor.model_id,
-        min_segment=run.options.min_segment,
-        broken=frames.broken,
-    )
-    rows: list[Classified] = []
-    for number, segment in enumerate(timeline.segments, start=1):
-        name = keyframe_name(predictor.model_id, result.content_hash, number)
-        sample = min(int(np.searchsorted(times, segment.keyframe_time)), len(times) - 1)
-        write_keyframe(run.keyframes, name, frames.thumbnail(sample))
-        rows.append(
-            Classified(
-                segment.label,
-                segment.confidence,
-                segment.probabilities,
-                segment.is_unknown,
-                segment.embedding,
-                segment=number,
-                start=segment.start,
-                end=segment.end,
-                keyframe=name,
-            )
-        )
-    return [_whole_video(rows, features, timeline, predictor.unknown_threshold), *rows]
-
-
-def _whole_video(
-    segments: Sequence[Classified],
-    features: np.ndarray,
-    timeline: Any,
-    unknown_threshold: float | None,
-) -> Classified:
-    """Segment 0 of a video: the timeline's dominant label (the most time), that label's
-    time-weighted confidence, the time-weighted probabilities, the mean of every frame's
-    features, and the keyframe of the dominant label's longest segment."""
-    lengths = np.asarray([max((s.end or 0.0) - (s.start or 0.0), 0.0) for s in segments])
-    weights = (
-        lengths / lengths.sum() if lengths.sum() > 0 else np.full(len(segments), 1 / len(segments))
-    )
-    dominant = timeline.dominant
-    mine = [(s, w) for s, w in zip(segments, weights, strict=True) if s.label == dominant]
-    confidence = sum(s.confidence * w for s, w in mine) / max(sum(w for _, w in mine), 1e-12)
-    probabilities = {
-        label: float(
-            sum(s.probabilities[label] * w for s, w in zip(segments, weights, strict=True))
-        )
-        for label in segments[0].probabilities
-    }
-    longest = max((s for s, _ in mine), key=lambda s: (s.end or 0.0) - (s.start or 0.0))
-    return Classified(
-        dominant,
-        float(confidence),
-        probabilities,
-        unknown_threshold is not None and confidence < unknown_threshold,
-        features.mean(axis=0),
-        segment=0,
-        start=0.0,
-        end=timeline.duration,
-        keyframe=longest.keyframe,
-    )
-
-
 def _places(results: Sequence[FileResult]) -> dict[int, Any]:
     points = [
         (i, (r.facts["latitude"], r.facts["longitude"]))
@@ -435,7 +313,25 @@ def _write(
     items: Sequence[tuple[FileJob, Outcome[FileResult]]],
     predictor: Any,
 ) -> None:
-    """One batch in one transaction: file rows, then metadata and predictions in bulk."""
+    """Classify a batch of outcomes in this process, then store it (:func:`_store`)."""
+    results, failures = split_outcomes(items)
+    try:
+        classified = (
+            classify_results(predictor, results, classify_settings(run.options, run.keyframes))
+            if predictor is not None
+            else {}
+        )
+    finally:
+        for result in results:
+            if result.frames is not None:
+                result.frames.discard()
+    _store(run, session, results, failures, classified)
+
+
+def split_outcomes(
+    items: Sequence[tuple[FileJob, Outcome[FileResult]]],
+) -> tuple[list[FileResult], list[tuple[FileJob, Outcome[FileResult]]]]:
+    """The results of the files a worker finished, and the jobs it failed (hung, crashed)."""
     results: list[FileResult] = []
     failures: list[tuple[FileJob, Outcome[FileResult]]] = []
     for job, done in items:
@@ -443,12 +339,23 @@ def _write(
             results.append(done.value)
         else:
             failures.append((job, done))
-    try:
-        classified = _classify(run, predictor, results)
-    finally:
-        for result in results:
-            if result.frames is not None:
-                result.frames.discard()
+    return results, failures
+
+
+def classify_settings(options: IndexOptions, keyframes: Path) -> ClassifySettings:
+    """What :func:`~.classify.classify_results` needs of a run's options."""
+    return ClassifySettings(options.batch_size, options.every, options.min_segment, keyframes)
+
+
+def _store(
+    run: _Run,
+    session: Session,
+    results: Sequence[FileResult],
+    failures: Sequence[tuple[FileJob, Outcome[FileResult]]],
+    classified: dict[int, list[Classified]],
+) -> None:
+    """One batch in one transaction: file rows, then metadata and predictions in bulk;
+    ``classified`` holds the rows to store per index into ``results``."""
     places = _places(results)
     moved = find_moved(
         session,
@@ -509,7 +416,7 @@ def _write(
     session.commit()
     remove_keyframes(run.keyframes, unused)  # after the commit: a kill keeps what rows name
     so_far = run.summary.outcomes["failed"]
-    run.advance(len(items), note=f"{so_far} failed" if so_far else None)
+    run.advance(len(results) + len(failures), note=f"{so_far} failed" if so_far else None)
 
 
 def _quarantine(session: Session, job: FileJob, outcome: Outcome[Any], now: Any) -> None:
