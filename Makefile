@@ -13,7 +13,7 @@ venv: $(STAMP)
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "landscape needs Python >= 3.11")'
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev,onnx,tensorboard,postgres,heif,vec]'
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev,onnx,tensorboard,postgres,heif,vec,ray]'
 	@touch $(STAMP)
 
 # The demo's own folder (demo/, git-ignored): replacing the previous demo run is what a rerun means.

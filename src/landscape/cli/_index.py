@@ -81,6 +81,32 @@ def index(
     every: EveryOption = 1.0,
     min_segment: MinSegmentOption = 2.0,
     allow_empty: AllowEmptyOption = False,
+    engine_name: Annotated[
+        Literal["local", "ray"],
+        typer.Option(
+            "--engine",
+            help="local: sandboxed worker processes on this machine; ray: a Ray Data job "
+            "(needs the ray extra), on a local Ray instance or the cluster at --address.",
+        ),
+    ] = "local",
+    address: Annotated[
+        str | None,
+        typer.Option(
+            "--address",
+            help="Ray head to run on (HOST:6379, ray://HOST:10001 or auto); default: a "
+            "running `ray start` cluster, else a local instance.",
+        ),
+    ] = None,
+    classifiers: Annotated[
+        int,
+        typer.Option("--classifiers", min=1, help="Ray: model actors (each loads the model once)."),
+    ] = 1,
+    gpus: Annotated[
+        float,
+        typer.Option(
+            "--gpus-per-classifier", min=0, help="Ray: GPUs per model actor (0: on the CPU)."
+        ),
+    ] = 0.0,
     no_progress: NoProgressOption = False,
     as_json: JsonOption = False,
 ) -> None:
@@ -93,6 +119,9 @@ def index(
     `landscape index /mnt/archive --model runs/demo/bundle`
 
     `landscape index /mnt/archive --db postgresql+psycopg://me@db:5432/archive --backend onnx`
+
+    `landscape index /mnt/archive --db postgresql+psycopg://me@db/archive --engine ray
+    --address 10.0.0.5:6379 --workers 32 --classifiers 4 --gpus-per-classifier 1`
     """
     from landscape.index.db import open_index, session_factory
     from landscape.index.pipeline import IndexOptions, run_index
@@ -107,7 +136,16 @@ def index(
         allow_empty=allow_empty,
         every=every,
         min_segment=min_segment,
+        engine=engine_name,
+        ray_address=address,
+        classifiers=classifiers,
+        gpus_per_classifier=gpus,
     )
+    if engine_name == "local" and (address is not None or gpus > 0 or classifiers != 1):
+        raise UserError(
+            "--address, --classifiers and --gpus-per-classifier are options of the Ray engine",
+            fix="add --engine ray, or leave them out",
+        )
     quiet = as_json or no_progress
     summary = run_index(
         engine,

@@ -29,8 +29,9 @@ import stat
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from functools import partial
 from itertools import chain
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from landscape.data.video_frames import Strategy, is_video_path
+from landscape.errors import UserError
 
 from .classify import ClassifySettings, classify_results
 from .db import session_factory, write_error, writer_lock
@@ -59,7 +61,7 @@ from .writer import (
     upsert_media,
 )
 
-__all__ = ["IndexOptions", "IndexSummary", "index_changes", "run_index"]
+__all__ = ["ENGINES", "IndexOptions", "IndexSummary", "index_changes", "run_index"]
 
 #: progress callback: ``advance(n)`` after files are done, ``advance(n, note="3 failed")`` to
 #: show the errors so far (the total is given up front)
@@ -91,6 +93,12 @@ class IndexOptions:
     video_timeout_factor: float = 2.0
     #: where keyframes go (None: beside a SQLite database, else the data dir)
     keyframe_dir: Path | None = None
+    #: ``local`` (sandboxed worker processes here) or ``ray`` (a Ray Data job)
+    engine: str = "local"
+    #: the Ray cluster's head (None: a local Ray instance), classifier actors and GPUs each
+    ray_address: str | None = None
+    classifiers: int = 1
+    gpus_per_classifier: float = 0.0
 
 
 @dataclass
@@ -575,22 +583,50 @@ def _read_and_write(
     predictor: Any,
     spill: Path | None,
 ) -> None:
+    """Read, classify and store ``jobs`` with the run's engine."""
+    try:
+        engine = _ENGINES[run.options.engine]
+    except KeyError:
+        raise UserError(
+            f"unknown engine {run.options.engine!r}", fix=f"use one of: {', '.join(_ENGINES)}"
+        ) from None
+    engine(run, session, jobs, predictor, spill)
+
+
+def _sampling(options: IndexOptions, spill: Path | None) -> VideoSampling | None:
+    if spill is None:
+        return None
+    return VideoSampling(str(spill), every=options.every, strategy=options.video_strategy)
+
+
+class _ImagesFirst:
+    """Pass the jobs of images through and keep those of videos (told by their name; a worker
+    decides by the bytes) for after them: a video takes far longer than a photo."""
+
+    def __init__(self) -> None:
+        self.videos: list[FileJob] = []
+
+    def __call__(self, jobs: Iterator[FileJob]) -> Iterator[FileJob]:
+        for job in jobs:
+            if is_video_path(job.relative_path):
+                self.videos.append(job)
+            else:
+                yield job
+
+
+def _read_locally(
+    run: _Run,
+    session: Session,
+    jobs: Iterator[FileJob],
+    predictor: Any,
+    spill: Path | None,
+) -> None:
     """Images through the sandbox in batches, then the videos their extension told apart."""
     options = run.options
     preprocessing = predictor.bundle.preprocessing.model_dump() if predictor else None
-    sampling = (
-        VideoSampling(str(spill), every=options.every, strategy=options.video_strategy)
-        if spill is not None
-        else None
-    )
-    videos: list[FileJob] = []
-
-    def images_first(jobs: Iterator[FileJob]) -> Iterator[FileJob]:
-        for job in jobs:
-            if is_video_path(job.relative_path):  # by name; the worker decides by the bytes
-                videos.append(job)
-            else:
-                yield job
+    sampling = _sampling(options, spill)
+    images_first = _ImagesFirst()
+    videos = images_first.videos
 
     with Sandbox(
         options.workers,
@@ -619,6 +655,62 @@ def _read_and_write(
         )
         for batch in _chunks(outcomes, 1):
             _write(run, session, batch, predictor)
+
+
+def _read_with_ray(
+    run: _Run,
+    session: Session,
+    jobs: Iterator[FileJob],
+    predictor: Any,
+    spill: Path | None,
+) -> None:
+    """The same reading, classifying and storing as a Ray Data job (:mod:`.ray_engine`); this
+    process plans and writes, in the order of the jobs."""
+    from .ray_engine import RayJob, Written, connect, run_on_ray
+
+    options = run.options
+    job = RayJob(
+        preprocessing=predictor.bundle.preprocessing.model_dump() if predictor else None,
+        draft=options.draft,
+        sampling=_sampling(options, spill),
+        timeout=options.timeout,
+        memory_mb=options.memory_mb,
+        video_timeout=partial(_video_timeout, options=options),
+        bundle=str(predictor.bundle.path) if predictor is not None else None,
+        backend=predictor.backend_name if predictor is not None else "torch",
+        classify=classify_settings(options, run.keyframes) if predictor is not None else None,
+        extract_actors=options.workers,
+        classifiers=options.classifiers,
+        gpus_per_classifier=options.gpus_per_classifier,
+        batch_size=options.batch_size,
+    )
+
+    def write(items: Sequence[Written]) -> None:
+        results: list[FileResult] = []
+        failures: list[tuple[FileJob, Outcome[FileResult]]] = []
+        classified: dict[int, list[Classified]] = {}
+        for file_job, outcome, rows in items:
+            if outcome.ok and outcome.value is not None:
+                if rows is not None:
+                    classified[len(results)] = rows
+                results.append(outcome.value)
+            else:
+                failures.append((file_job, outcome))
+        _store(run, session, results, failures, classified)
+
+    images_first = _ImagesFirst()
+    with connect(options.ray_address) as ray:
+        run_on_ray(ray, job, _warming(images_first(jobs)), write)
+        run_on_ray(ray, replace(job, batch_size=1), images_first.videos, write, extract_batch=1)
+
+
+_ENGINES: dict[str, Callable[[_Run, Session, Iterator[FileJob], Any, Path | None], None]] = {
+    "local": _read_locally,
+    "ray": _read_with_ray,
+}
+
+#: the engines ``landscape index --engine`` accepts
+ENGINES = tuple(_ENGINES)
 
 
 @contextmanager
