@@ -91,13 +91,16 @@ def _rows(engine: Engine) -> dict[str, Any]:
 
 
 def test_ray_engine_stores_the_local_engines_rows(
-    ray_instance: Any, archive: Path, scene_run: Path, tmp_path: Path
+    ray_instance: Any, archive: Path, scene_run: Path, tmp_path: Path, db_url: str
 ) -> None:
+    """Local engine on SQLite, Ray engine on SQLite and on PostgreSQL: the same rows."""
     predictor = Predictor.from_bundle(scene_run / "bundle")
     local = open_index(f"sqlite:///{tmp_path / 'local.db'}")
-    on_ray = open_index(f"sqlite:///{tmp_path / 'ray.db'}")
+    on_ray = open_index(db_url)
     first = run_index(local, [archive], predictor=predictor, options=LOCAL)
-    second = run_index(on_ray, [archive], predictor=predictor, options=RAY)
+    keyframes = tmp_path / "ray.keyframes"
+    options = replace(RAY, keyframe_dir=keyframes)
+    second = run_index(on_ray, [archive], predictor=predictor, options=options)
 
     assert first.outcomes == second.outcomes and first.labels == second.labels
     assert first.outcomes["new"] > 10 and first.outcomes["failed"] >= 1  # the corrupt files
@@ -108,12 +111,12 @@ def test_ray_engine_stores_the_local_engines_rows(
     assert a["embeddings"] == b["embeddings"] > 0
     videos = [v for v in a["files"].values() if v[2] == "video"]
     assert videos and any(seg > 0 for (_, seg) in b["predictions"])  # a timeline was built
-    # Keyframes written beside each database, under the same content-addressed names.
+    # Keyframes written where the run was told, under the local run's content-addressed names.
     names = sorted(k[5] for k in b["predictions"].values() if k[5])
-    assert names and all((tmp_path / "ray.keyframes" / n).is_file() for n in names)
+    assert names and all((keyframes / n).is_file() for n in names)
 
     # A re-run on Ray is incremental, as the local engine's is.
-    again = run_index(on_ray, [archive], predictor=predictor, options=RAY)
+    again = run_index(on_ray, [archive], predictor=predictor, options=options)
     assert set(again.outcomes) <= {"unchanged", "missing"} and again.outcomes["unchanged"]
     assert _rows(on_ray) == b
 
