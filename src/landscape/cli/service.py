@@ -6,19 +6,18 @@ import typer
 
 from ._pending import register_pending
 
-_PENDING = {
-    "serve": "Serve the REST API and the web GUI.",
-    "users": "Manage users and API tokens.",
-}
+_PENDING: dict[str, str] = {}
 
 
 def register(app: typer.Typer) -> None:
     """Add the service commands to the root app."""
-    from . import _db, _index, _watch
+    from . import _db, _index, _serve, _users, _watch
 
     app.command("index")(_index.index)
     app.command("search")(_index.search)
     app.command("watch")(_watch.watch)
+    app.command("serve")(_serve.serve)
     app.add_typer(_db.app, name="db")
+    app.add_typer(_users.app, name="users")
     for name, doc in _PENDING.items():
         register_pending(app, name, doc)

@@ -67,6 +67,13 @@ class SearchFilters:
     path_contains: str | None = None
     model_id: str | None = None
     limit: int = 100
+    max_confidence: float | None = None
+    #: south, west, north, east in degrees
+    bbox: tuple[float, float, float, float] | None = None
+    #: ``newest`` (default) or ``oldest`` first, by ``files.taken_at`` then id
+    sort: str = "newest"
+    #: keyset cursor: continue after the file with this ``(taken_at, id)``
+    after: tuple[datetime, int] | None = None
 
 
 @dataclass(frozen=True)
@@ -199,6 +206,15 @@ def _query(filters: SearchFilters, model_id: str | None) -> Select:
         conditions.append(
             _contains_any(filters.camera, MediaMetadata.camera_model, MediaMetadata.camera_make)
         )
+    if filters.bbox is not None:
+        south, west, north, east = filters.bbox
+        conditions.append(MediaMetadata.latitude.between(south, north))
+        # A box across the antimeridian has west > east.
+        conditions.append(
+            MediaMetadata.longitude.between(west, east)
+            if west <= east
+            else or_(MediaMetadata.longitude >= west, MediaMetadata.longitude <= east)
+        )
     if filters.media is not None:
         conditions.append(File.media_type == filters.media)
     if filters.status is not None:
@@ -207,10 +223,11 @@ def _query(filters: SearchFilters, model_id: str | None) -> Select:
         conditions.append(File.relative_path.contains(filters.path_contains, autoescape=True))
     if conditions:
         query = query.where(and_(*conditions))
-    return query.order_by(*_NEWEST_FIRST)
+    return query.order_by(*_order(filters))
 
 
 _NEWEST_FIRST = (File.taken_at.desc(), File.id.desc())
+_OLDEST_FIRST = (File.taken_at.asc(), File.id.asc())
 
 
 def _prediction_matches(pred: Any, filters: SearchFilters) -> list[Any]:
@@ -222,6 +239,8 @@ def _prediction_matches(pred: Any, filters: SearchFilters) -> list[Any]:
         conditions.append(pred.confidence >= filters.min_confidence)
     if filters.unknown is not None:
         conditions.append(pred.is_unknown == filters.unknown)
+    if filters.max_confidence is not None:
+        conditions.append(pred.confidence <= filters.max_confidence)
     return conditions
 
 
@@ -251,7 +270,23 @@ def _date_range(filters: SearchFilters) -> list[Any]:
         conditions.append(File.taken_at >= _as_datetime(filters.taken_after, end=False))
     if filters.taken_before is not None:
         conditions.append(File.taken_at <= _as_datetime(filters.taken_before, end=True))
+    if filters.after is not None:
+        # Keyset pagination: the rows after the cursor in the page order (a stable order:
+        # taken_at, then id) — no OFFSET, so a deep page costs what the first one does.
+        taken, last_id = filters.after
+        if filters.sort == "oldest":
+            conditions.append(
+                or_(File.taken_at > taken, and_(File.taken_at == taken, File.id > last_id))
+            )
+        else:
+            conditions.append(
+                or_(File.taken_at < taken, and_(File.taken_at == taken, File.id < last_id))
+            )
     return conditions
+
+
+def _order(filters: SearchFilters) -> tuple[Any, ...]:
+    return _OLDEST_FIRST if filters.sort == "oldest" else _NEWEST_FIRST
 
 
 def _windowed(query: Select, filters: SearchFilters) -> Select:
@@ -259,7 +294,7 @@ def _windowed(query: Select, filters: SearchFilters) -> Select:
     newest = (
         select(File.id.label("newest_id"))
         .where(*_date_range(filters))
-        .order_by(*_NEWEST_FIRST)
+        .order_by(*_order(filters))
         .limit(_WINDOW)
         .subquery("newest")
     )

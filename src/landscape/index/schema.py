@@ -35,8 +35,12 @@ from .sniff import MediaType
 __all__ = [
     "FILE_STATUSES",
     "MEDIA_TYPES",
+    "ROLES",
     "SCAN_STATES",
+    "ApiToken",
+    "AuditEntry",
     "Base",
+    "Correction",
     "Embedding",
     "File",
     "FileStatus",
@@ -47,11 +51,14 @@ __all__ = [
     "Root",
     "Scan",
     "ScanState",
+    "User",
     "utcnow",
 ]
 
 FileStatus = Literal["ok", "error", "missing", "quarantined"]
 ScanState = Literal["running", "finished", "failed"]
+Role = Literal["viewer", "analyst", "admin"]
+ROLES: tuple[str, ...] = get_args(Role)
 MEDIA_TYPES: tuple[str, ...] = get_args(MediaType)
 FILE_STATUSES: tuple[str, ...] = get_args(FileStatus)
 SCAN_STATES: tuple[str, ...] = get_args(ScanState)
@@ -266,3 +273,73 @@ class Scan(Base):
     state: Mapped[str] = mapped_column(String(12), default="running")
     counts: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     error: Mapped[str | None] = mapped_column(Text)
+
+
+class User(Base):
+    """A person (or a script) who may use the service: ``viewer`` reads, ``analyst`` also
+    uploads and corrects, ``admin`` also manages users and models. The password is stored only
+    as its Argon2 hash."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    role: Mapped[str] = mapped_column(String(16))
+    password_hash: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(_TS, default=utcnow)
+    last_login_at: Mapped[datetime | None] = mapped_column(_TS)
+
+    tokens: Mapped[list[ApiToken]] = relationship(
+        back_populates="user", cascade="all, delete-orphan"
+    )
+
+
+class ApiToken(Base):
+    """An API token of a user: stored only as its SHA-256 (the token itself is shown once),
+    with a scope (``read``, ``write``, ``admin``) and an expiry."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    scope: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(_TS, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(_TS)
+    last_used_at: Mapped[datetime | None] = mapped_column(_TS)
+
+    user: Mapped[User] = relationship(back_populates="tokens")
+
+
+class Correction(Base):
+    """A person's label for a file (or a video segment), against the prediction of
+    ``model_id`` it reviews; a label equal to the model's is a confirmation. The newest
+    correction of a file is its reviewed label; older ones stay as its history."""
+
+    __tablename__ = "corrections"
+    __table_args__ = (Index(None, "file_id", "created_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    file_id: Mapped[int] = mapped_column(ForeignKey("files.id", ondelete="CASCADE"))
+    segment: Mapped[int] = mapped_column(Integer, default=0)
+    label: Mapped[str] = mapped_column(String(128))
+    previous_label: Mapped[str | None] = mapped_column(String(128))
+    model_id: Mapped[str | None] = mapped_column(String(64))
+    confirmed: Mapped[bool] = mapped_column(Boolean, default=False)
+    note: Mapped[str | None] = mapped_column(Text)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    user_name: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(_TS, default=utcnow)
+
+
+class AuditEntry(Base):
+    """Who changed what and when: labels, models, users, tokens, uploads."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(_TS, default=utcnow, index=True)
+    user_name: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(64))
+    target: Mapped[str | None] = mapped_column(Text)
+    details: Mapped[dict[str, Any] | None] = mapped_column(JSON)

@@ -1,0 +1,71 @@
+"""``/stats``, ``/models``, ``/audit`` and ``/health``."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+from sqlalchemy import func, select, text
+
+from landscape.index.reviews import index_stats
+from landscape.index.schema import AuditEntry, Model, Prediction
+
+from ..deps import Admin, DbSession, Reader
+from ..files import model_dict
+
+router = APIRouter()
+
+
+@router.get("/health", tags=["service"])
+def get_health(session: DbSession) -> dict[str, Any]:
+    """Whether the service and its database answer (no authentication)."""
+    session.execute(text("SELECT 1"))
+    return {"status": "ok"}
+
+
+@router.get("/stats", tags=["service"])
+def get_stats(_: Reader, session: DbSession) -> dict[str, Any]:
+    """Counts per label, per month and per media type, the unknown rate, corrections."""
+    return index_stats(session)
+
+
+@router.get("/models", tags=["models"])
+def get_models(_: Reader, session: DbSession) -> dict[str, Any]:
+    """The models the index knows, the active one first, with their prediction counts."""
+    counts = dict(
+        session.execute(
+            select(Prediction.model_id, func.count())
+            .where(Prediction.segment == 0)
+            .group_by(Prediction.model_id)
+        ).all()
+    )
+    rows = session.scalars(select(Model).order_by(Model.active.desc(), Model.registered_at))
+    return {"items": [{**model_dict(m), "predictions": counts.get(m.model_id, 0)} for m in rows]}
+
+
+@router.get("/audit", tags=["service"])
+def get_audit(
+    _: Admin,
+    session: DbSession,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+    before: int | None = None,
+) -> dict[str, Any]:
+    """Who changed which label, model or user, and when (newest first; admins only)."""
+    query = select(AuditEntry).order_by(AuditEntry.id.desc()).limit(limit)
+    if before is not None:
+        query = query.where(AuditEntry.id < before)
+    rows = list(session.scalars(query))
+    return {
+        "items": [
+            {
+                "id": r.id,
+                "at": r.at.isoformat(),
+                "user": r.user_name,
+                "action": r.action,
+                "target": r.target,
+                "details": r.details,
+            }
+            for r in rows
+        ],
+        "next_before": rows[-1].id if len(rows) == limit else None,
+    }

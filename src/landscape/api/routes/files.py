@@ -1,0 +1,152 @@
+"""``/files``: search with filters and cursors, a file's detail, thumbnail, content, similar."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
+from fastapi.responses import FileResponse
+from sqlalchemy import select
+
+from landscape.index.repository import SearchFilters
+from landscape.index.schema import File, Prediction
+
+from ..deps import DbSession, Reader, get_state
+from ..files import file_detail, list_files, parse_bbox, parse_near, resolve_in_roots
+
+router = APIRouter(tags=["files"])
+
+_MAX_PAGE = 200
+
+
+def filters_from_query(
+    label: str | None = None,
+    min_confidence: Annotated[float | None, Query(ge=0, le=1)] = None,
+    max_confidence: Annotated[float | None, Query(ge=0, le=1)] = None,
+    unknown: bool | None = None,
+    media: Literal["image", "video", "other"] | None = None,
+    status_: Annotated[
+        Literal["ok", "error", "missing", "quarantined"] | None, Query(alias="status")
+    ] = None,
+    taken_after: date | None = None,
+    taken_before: date | None = None,
+    camera: Annotated[str | None, Query(max_length=200)] = None,
+    place: Annotated[str | None, Query(max_length=200)] = None,
+    bbox: Annotated[str | None, Query(description="SOUTH,WEST,NORTH,EAST")] = None,
+    near: Annotated[str | None, Query(description="LAT,LON,KM")] = None,
+    q: Annotated[str | None, Query(max_length=500, description="Text in the path.")] = None,
+    model: Annotated[str | None, Query(max_length=64)] = None,
+    sort: Literal["newest", "oldest"] = "newest",
+    limit: Annotated[int, Query(ge=1, le=_MAX_PAGE)] = 60,
+) -> SearchFilters:
+    """Every filter of the gallery and ``GET /files``, from query parameters."""
+    return SearchFilters(
+        label=label or None,
+        min_confidence=min_confidence,
+        max_confidence=max_confidence,
+        unknown=unknown,
+        media=media,
+        status=status_,
+        taken_after=taken_after,
+        taken_before=taken_before,
+        camera=camera or None,
+        place=place or None,
+        bbox=parse_bbox(bbox or None),
+        near=parse_near(near or None),
+        path_contains=q or None,
+        model_id=model or None,
+        sort=sort,
+        limit=limit,
+    )
+
+
+Filters = Annotated[SearchFilters, Depends(filters_from_query)]
+
+
+@router.get("/files")
+def get_files(
+    _: Reader, session: DbSession, filters: Filters, cursor: str | None = None
+) -> dict[str, Any]:
+    """Files matching every filter, newest first (or ``sort=oldest``), one page at a time:
+    pass ``next_cursor`` back as ``cursor`` for the next page."""
+    hits, next_cursor = list_files(session, filters, cursor)
+    return {"items": [h.to_dict() for h in hits], "next_cursor": next_cursor}
+
+
+def _file(session: DbSession, file_id: int) -> File:
+    row = session.get(File, file_id)
+    if row is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no file with id {file_id}")
+    return row
+
+
+@router.get("/files/{file_id}")
+def get_file(
+    file_id: int, _: Reader, session: DbSession, model: str | None = None
+) -> dict[str, Any]:
+    """One file: metadata, probabilities, model provenance, video timeline, corrections."""
+    try:
+        return file_detail(session, file_id, model)
+    except LookupError:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no file with id {file_id}") from None
+
+
+@router.get("/files/{file_id}/thumbnail", response_class=FileResponse)
+def get_thumbnail(file_id: int, request: Request, _: Reader, session: DbSession) -> FileResponse:
+    """A small upright JPEG (made once, cached); a video's is its keyframe."""
+    from landscape.index.keyframes import keyframe_root
+
+    from ..thumbnails import cached_thumbnail
+
+    state = get_state(request)
+    row = _file(session, file_id)
+    headers = {"Cache-Control": "private, max-age=86400"}
+    if row.media_type == "video":
+        name = session.scalar(
+            select(Prediction.keyframe)
+            .where(Prediction.file_id == file_id, Prediction.keyframe.is_not(None))
+            .order_by(Prediction.segment)
+            .limit(1)
+        )
+        if name is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, "this video has no keyframe yet")
+        path = keyframe_root(state.engine.url) / name
+        if not path.is_file():
+            raise HTTPException(status.HTTP_404_NOT_FOUND, "the keyframe is missing: re-index")
+        return FileResponse(path, media_type="image/jpeg", headers=headers)
+    if row.media_type != "image" or row.content_hash is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "only images and videos have thumbnails")
+    source = resolve_in_roots(session, row, state.roots)
+    path = cached_thumbnail(state.settings.thumbnail_dir, row.content_hash, source)
+    return FileResponse(path, media_type="image/jpeg", headers=headers)
+
+
+@router.get("/files/{file_id}/content", response_class=FileResponse)
+def get_content(file_id: int, request: Request, _: Reader, session: DbSession) -> FileResponse:
+    """The original bytes (only from the served roots), with HTTP range requests."""
+    row = _file(session, file_id)
+    path = resolve_in_roots(session, row, get_state(request).roots)
+    return FileResponse(
+        path,
+        media_type=row.mime or "application/octet-stream",
+        headers={"Content-Disposition": "inline", "Cache-Control": "private, max-age=3600"},
+    )
+
+
+@router.get("/files/{file_id}/similar")
+def get_similar(
+    file_id: int,
+    request: Request,
+    _: Reader,
+    session: DbSession,
+    filters: Filters,
+) -> dict[str, Any]:
+    """The files most like this one (cosine similarity of embeddings, same model), with every
+    filter of ``GET /files``; ``limit`` is how many."""
+    from landscape.index.similarity import search_like
+
+    _file(session, file_id)
+    cache = get_state(request).settings.cache_dir / "vectors"
+    hits = search_like(session, str(file_id), filters, cache)
+    return {"items": [h.to_dict() for h in hits]}
