@@ -33,7 +33,7 @@ COMMANDS: dict[str, set[str]] = {
     "study": set(),
     "train": set(),
     "tune": set(),
-    "users": set(),
+    "users": {"add", "list", "passwd", "remove", "token"},
     "watch": set(),
 }
 
@@ -92,10 +92,13 @@ def test_version(run_cli: Run) -> None:
     assert result.code == 0 and result.out.startswith("landscape 0.")
 
 
-def test_pending_commands_say_so(run_cli: Run) -> None:
-    result = run_cli("serve")
+def test_export_of_an_index_without_reviews_is_one_line(run_cli: Run, tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path / 'empty.db'}"
+    assert run_cli("db", "upgrade", "--db", db).code == 0
+    result = run_cli("data", "export", str(tmp_path / "out"), "--db", db)
     assert result.code == 1
-    assert "not yet available" in result.err and "Traceback" not in result.err
+    assert "no reviewed" in result.err and "Traceback" not in result.err
+    assert not (tmp_path / "out").exists()
 
 
 def test_usage_error_exit_2(run_cli: Run) -> None:

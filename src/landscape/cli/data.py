@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 
 from ._data_audit import register as _register_audit
 from ._data_download import register as _register_download
-from ._options import JsonOption, SeedOption, out_option
+from ._options import DbOption, JsonOption, SeedOption, out_option
 from ._output import console, print_json, progress_bar
 
 app = typer.Typer(
@@ -93,14 +93,40 @@ def split(
 
 
 @app.command("export")
-def export() -> None:
-    """Export reviewed and corrected labels from the index as a dataset (not yet available)."""
-    from landscape.errors import UserError
+def export(
+    out: Annotated[Path, typer.Argument(help="New folder to write the dataset to.")],
+    db: DbOption = None,
+    format: Annotated[
+        Literal["folders", "csv"],
+        typer.Option("--format", help="folders: OUT/<label>/ (hard links); csv: manifest.csv."),
+    ] = "folders",
+    corrections_only: Annotated[
+        bool,
+        typer.Option(
+            "--corrections-only", help="Only corrected files, not those a person confirmed."
+        ),
+    ] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Export the reviewed images of the index (corrected, and confirmed unless
+    --corrections-only) as a dataset `landscape train` reads, with export.json recording each
+    file's review (id, who, when, the model it reviewed).
 
-    raise UserError(
-        "`landscape data export` is not yet available: it needs the metadata index",
-        fix="see the project's open issues",
-    )
+    Example: `landscape data export reviewed/ --db sqlite:///archive.db` then
+    `landscape train -d reviewed`
+    """
+    from landscape.index.db import open_index, session_factory
+    from landscape.index.export import export_reviewed
+
+    with session_factory(open_index(db, create=False))() as session:
+        summary = export_reviewed(session, out, format=format, corrections_only=corrections_only)
+    if as_json:
+        print_json(summary.to_dict())
+        return
+    labels = ", ".join(f"{k} {v}" for k, v in summary.labels.most_common())
+    console.print(f"wrote {summary.files} files to {out} ({format}): {labels}")
+    for path, reason in summary.skipped[:10]:
+        console.print(f"[yellow]skipped[/] {path}: {reason}", soft_wrap=True)
 
 
 _register_audit(app)
