@@ -31,6 +31,11 @@ def demo(
         bool,
         typer.Option("--no-index", help="Stop after the evaluation: no demo archive, no index."),
     ] = False,
+    no_serve: Annotated[
+        bool,
+        typer.Option("--no-serve", help="Stop after indexing: do not serve the web GUI."),
+    ] = False,
+    port: Annotated[int, typer.Option("--port", min=1, max=65535, help="GUI port.")] = 8000,
 ) -> None:
     """Run the main job on the built-in default: synth → audit → train → evaluate → index.
 
@@ -108,6 +113,44 @@ def demo(
     if not no_index:
         console.print(f"[bold]5/{steps}[/] building a demo archive and indexing it")
         _index_demo_archive(out, result.bundle, seed)
+        if not no_serve:
+            _serve_demo(out, port)
+
+
+def _serve_demo(out: Path, port: int) -> None:
+    """Serve the GUI over the demo index until Ctrl-C, with a fresh analyst login."""
+    import secrets
+
+    import uvicorn
+
+    from landscape.api.settings import ServiceSettings
+    from landscape.index.accounts import add_user, remove_user
+    from landscape.index.db import open_index, session_factory
+    from landscape.index.schema import User
+
+    from ._serve import build_site
+
+    url = f"sqlite:///{(out / 'landscape.db').resolve()}"
+    password = secrets.token_urlsafe(12)
+    with session_factory(open_index(url))() as session:
+        if session.query(User).filter_by(name="analyst").first() is not None:
+            remove_user(session, "analyst")
+            session.flush()
+        add_user(session, "analyst", "analyst", password)
+        session.commit()
+    settings = ServiceSettings(
+        db=url,
+        home=(out / "service").resolve(),
+        roots=((out / "archive").resolve(),),
+        port=port,
+    )
+    app = build_site(settings)
+    console.print(
+        f"[bold green]serving the GUI[/] at http://127.0.0.1:{port}/ — log in as "
+        f"[bold]analyst[/] with password [bold]{password}[/] (shown once; Ctrl-C stops)",
+        soft_wrap=True,
+    )
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
 
 
 def _index_demo_archive(out: Path, bundle: Path, seed: int) -> None:
