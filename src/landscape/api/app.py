@@ -41,7 +41,18 @@ def _model_path(state_settings: ServiceSettings, engine: Any) -> Path | None:
         return state_settings.model
     with session_factory(engine)() as session:
         row = active_model(session)
-        return Path(row.bundle_path) if row is not None else None
+    if row is None:
+        return None
+    path = Path(row.bundle_path)
+    if not path.exists():
+        # Reads still work; uploads are stored without a label until the bundle is back.
+        import logging
+
+        logging.getLogger("landscape.api").warning(
+            "the active model's bundle %s is missing: uploads are not classified", path
+        )
+        return None
+    return path
 
 
 def build_state(settings: ServiceSettings) -> AppState:
@@ -61,7 +72,7 @@ def build_state(settings: ServiceSettings) -> AppState:
         roots=roots,
         model_path=_model_path(settings, engine),
     )
-    if state.model_path is not None:
+    if settings.model is not None:
         from landscape.index.registry import register_bundle
         from landscape.models.bundle import load_bundle
 

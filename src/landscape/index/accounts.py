@@ -48,6 +48,7 @@ SCOPES: tuple[str, ...] = ("read", "write", "admin")
 _ROLE_SCOPE = {"viewer": "read", "analyst": "write", "admin": "admin"}
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
 _TOKEN_PREFIX = "lsk_"
+_USE_RESOLUTION = timedelta(minutes=5)
 MIN_PASSWORD = 8
 
 
@@ -225,7 +226,10 @@ def identify_token(session: Session, token: str) -> Identity | None:
     user = row.user
     allowed = role_scopes(user.role)
     scope = row.scope if row.scope in allowed else allowed[-1]
-    row.last_used_at = now
+    # Recorded to the minute or so: a write (and on SQLite an fsync) per request would
+    # serialise every API call behind the database's one writer.
+    if row.last_used_at is None or now - _aware(row.last_used_at) > _USE_RESOLUTION:
+        row.last_used_at = now
     return Identity(user.id, user.name, user.role, scope)
 
 
