@@ -8,7 +8,7 @@ from __future__ import annotations
 import base64
 import os
 from dataclasses import replace
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,7 @@ __all__ = [
     "parse_bbox",
     "parse_near",
     "resolve_in_roots",
+    "utc_iso",
 ]
 
 
@@ -97,6 +98,14 @@ def _iso(value: datetime | date | None) -> str | None:
     return value.isoformat() if value is not None else None
 
 
+def utc_iso(value: datetime | None) -> str | None:
+    """A moment of a timezone-aware column in ISO 8601 with its offset (SQLite hands them back
+    naive: they are UTC), so both databases answer alike."""
+    if value is None:
+        return None
+    return (value if value.tzinfo is not None else value.replace(tzinfo=UTC)).isoformat()
+
+
 def file_detail(session: Session, file_id: int, model_id: str | None = None) -> dict[str, Any]:
     """Everything about one file: row, metadata, the model's predictions (a video's timeline),
     the model's provenance and the corrections, newest first."""
@@ -136,7 +145,7 @@ def file_detail(session: Session, file_id: int, model_id: str | None = None) -> 
         "size": row.size,
         "content_hash": row.content_hash,
         "taken_at": _iso(row.taken_at),
-        "indexed_at": _iso(row.indexed_at),
+        "indexed_at": utc_iso(row.indexed_at),
         "metadata": _media(media),
         "prediction": _prediction(whole) if whole else None,
         "segments": [_prediction(p) for p in predictions if p.segment > 0],
@@ -181,7 +190,7 @@ def _model(model: Model | None) -> dict[str, Any] | None:
         "backbone": model.backbone,
         "classes": list(model.classes),
         "active": model.active,
-        "created_at": _iso(model.created_at),
+        "created_at": utc_iso(model.created_at),
         "metrics": model.metrics,
     }
 
@@ -197,7 +206,7 @@ def _correction(c: Correction) -> dict[str, Any]:
         "model_id": c.model_id,
         "note": c.note,
         "user": c.user_name,
-        "created_at": _iso(c.created_at),
+        "created_at": utc_iso(c.created_at),
     }
 
 

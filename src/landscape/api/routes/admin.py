@@ -11,7 +11,7 @@ from landscape.index.reviews import index_stats
 from landscape.index.schema import AuditEntry, Model, Prediction
 
 from ..deps import Admin, DbSession, Reader
-from ..files import model_dict
+from ..files import model_dict, utc_iso
 
 router = APIRouter()
 
@@ -59,7 +59,7 @@ def get_audit(
         "items": [
             {
                 "id": r.id,
-                "at": r.at.isoformat(),
+                "at": utc_iso(r.at),
                 "user": r.user_name,
                 "action": r.action,
                 "target": r.target,
