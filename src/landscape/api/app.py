@@ -142,7 +142,24 @@ def _install_headers(app: FastAPI) -> None:
     async def headers(
         request: Request, call_next: Callable[[Request], Awaitable[Response]]
     ) -> Response:
-        response = await call_next(request)
+        try:
+            if any("\x00" in k or "\x00" in v for k, v in request.query_params.multi_items()):
+                # PostgreSQL refuses NUL in text: a clear 400 rather than a failed query.
+                response: Response = JSONResponse(
+                    {"detail": "a query parameter holds a NUL character: remove it"},
+                    status_code=400,
+                )
+            else:
+                response = await call_next(request)
+        except Exception:
+            # Answered here, not by Starlette's outermost error page: so even a failure
+            # carries the headers (and no stack trace).
+            import logging
+
+            logging.getLogger("landscape.api").exception(
+                "%s %s failed", request.method, request.url.path
+            )
+            response = JSONResponse({"detail": "internal error"}, status_code=500)
         for name, value in SECURITY_HEADERS.items():
             response.headers.setdefault(name, value)
         if request.url.path == "/docs":

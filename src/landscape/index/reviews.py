@@ -48,10 +48,13 @@ def add_correction(
             f"{label!r} is not a class of the active model",
             fix=f"use one of: {', '.join(model.classes)}",
         )
-    if not label or len(label) > 128:
+    if not label or len(label) > 128 or "\x00" in label:
         raise UserError("the label is empty or too long", fix="use a class name")
     if note is not None and len(note) > _MAX_NOTE:
         raise UserError(f"the note is longer than {_MAX_NOTE} characters", fix="shorten it")
+    if note is not None and "\x00" in note:
+        # PostgreSQL cannot store it (a failed insert otherwise).
+        raise UserError("the note holds a NUL character", fix="remove it")
     prediction = (
         session.scalar(
             select(Prediction).where(
