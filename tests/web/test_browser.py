@@ -204,7 +204,6 @@ def test_play_video_and_jump_to_a_segment(
     page.wait_for_function("() => document.getElementById('player').readyState >= 1")
     segments = page.locator(".timeline .segment")
     assert segments.count() >= 3
-    page.screenshot(path=str(shots / "video-detail.png"))
     last = segments.nth(segments.count() - 1)
     start = float(last.get_attribute("data-start"))
     assert start > 0
@@ -213,6 +212,8 @@ def test_play_video_and_jump_to_a_segment(
     page.evaluate("document.getElementById('player').play()")
     page.wait_for_function(f"() => document.getElementById('player').currentTime > {start + 0.2}")
     assert last.get_attribute("aria-pressed") == "true"
+    page.evaluate("document.getElementById('player').pause()")
+    page.screenshot(path=str(shots / "video-detail.png"))
     assert page.problems == []
 
 

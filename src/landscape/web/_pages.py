@@ -246,10 +246,14 @@ def undo(body: UndoIn, request: Request, who: Writer) -> dict[str, Any]:
 def upload(request: Request, who: PageUser) -> Response:
     """Drop files (or pick them) to upload; ``static/upload.js`` posts each to the API."""
     state = get_state(request)
+    with state.sessions() as session:
+        model = _model(session)
+        classes = list(model.classes) if model is not None else []
     return render(
         request,
         "upload.html",
         title="Upload",
+        classes=classes,
         can_write=who.allows("write"),
         max_mb=state.settings.max_upload_mb,
     )

@@ -8,6 +8,7 @@
   var zone = document.getElementById("dropzone");
   var results = document.getElementById("upload-results");
   var csrf = document.querySelector('meta[name="csrf-token"]').content;
+  var classes = JSON.parse(form.dataset.classes || "[]");
 
   function line(name) {
     var li = document.createElement("li");
@@ -34,7 +35,8 @@
       return;
     }
     var badge = document.createElement("span");
-    badge.className = "badge prediction";
+    var slot = classes.indexOf(body.label);
+    badge.className = "badge prediction lab-" + (slot >= 0 ? slot % 9 : 9);
     badge.textContent = body.label ? String(body.label) : "no label";
     row.li.appendChild(badge);
     if (typeof body.confidence === "number") {
