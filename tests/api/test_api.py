@@ -248,6 +248,13 @@ def test_unknown_file_is_404(api: Api) -> None:
         assert response.status_code == 404, suffix
         assert "999999" in response.json()["detail"]
     assert api.get(f"{API}/files/abc").status_code == 422
+    # Beyond the databases' integer ids: a 422, not a failed query.
+    for path in ("/files/6227020800", "/files/6227020800/content", "/files/0", "/files/-3"):
+        assert api.get(API + path).status_code == 422, path
+    huge = api.post(f"{API}/files/6227020800/corrections", json={"label": "coast"})
+    assert huge.status_code == 422
+    assert api.get(f"{API}/corrections", params={"before": 2**40}).status_code == 422
+    assert api.get(f"{API}/audit", "admin", params={"before": 2**40}).status_code == 422
 
 
 def test_thumbnail_is_made_once_and_read_from_the_cache(

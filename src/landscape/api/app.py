@@ -107,6 +107,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
     app.state.landscape = build_state(settings)
     _install_handlers(app)
     _install_headers(app)
+    _install_openapi(app)
     from .routes import api_router
 
     app.include_router(api_router())
@@ -122,6 +123,26 @@ def _version() -> str:
         return version("landscape")
     except PackageNotFoundError:
         return "0"
+
+
+def _install_openapi(app: FastAPI) -> None:
+    """FastAPI documents a 422 as a list of validation errors; this API's own 422s (a file
+    without an embedding, an upload that cannot be read) are one line: document both."""
+    plain = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = plain()
+            error = schema.get("components", {}).get("schemas", {}).get("HTTPValidationError")
+            if error is not None and "detail" in error.get("properties", {}):
+                listed = error["properties"]["detail"]
+                error["properties"]["detail"] = {
+                    "anyOf": [listed, {"type": "string"}],
+                    "title": "Detail",
+                }
+        return app.openapi_schema or plain()
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def _install_handlers(app: FastAPI) -> None:

@@ -12,6 +12,7 @@ from landscape.index.schema import AuditEntry, Model, Prediction
 
 from ..deps import Admin, DbSession, Reader
 from ..files import model_dict, utc_iso
+from .files import MAX_ID
 
 router = APIRouter()
 
@@ -48,7 +49,7 @@ def get_audit(
     _: Admin,
     session: DbSession,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
-    before: int | None = None,
+    before: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
 ) -> dict[str, Any]:
     """Who changed which label, model or user, and when (newest first; admins only)."""
     query = select(AuditEntry).order_by(AuditEntry.id.desc()).limit(limit)

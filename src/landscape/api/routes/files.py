@@ -6,6 +6,7 @@ from datetime import date
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
+from fastapi import Path as PathParam
 from fastapi.responses import FileResponse
 from sqlalchemy import select
 
@@ -18,6 +19,10 @@ from ..files import file_detail, list_files, parse_bbox, parse_near, resolve_in_
 router = APIRouter(tags=["files"])
 
 _MAX_PAGE = 200
+#: the largest row id the databases hold (a larger one would be a PostgreSQL error, not a 404)
+MAX_ID = 2**31 - 1
+
+FileId = Annotated[int, PathParam(ge=1, le=MAX_ID, description="A file's id.")]
 
 
 def filters_from_query(
@@ -83,7 +88,7 @@ def _file(session: DbSession, file_id: int) -> File:
 
 @router.get("/files/{file_id}")
 def get_file(
-    file_id: int, _: Reader, session: DbSession, model: str | None = None
+    file_id: FileId, _: Reader, session: DbSession, model: str | None = None
 ) -> dict[str, Any]:
     """One file: metadata, probabilities, model provenance, video timeline, corrections."""
     try:
@@ -93,7 +98,7 @@ def get_file(
 
 
 @router.get("/files/{file_id}/thumbnail", response_class=FileResponse)
-def get_thumbnail(file_id: int, request: Request, _: Reader, session: DbSession) -> FileResponse:
+def get_thumbnail(file_id: FileId, request: Request, _: Reader, session: DbSession) -> FileResponse:
     """A small upright JPEG (made once, cached); a video's is its keyframe."""
     from landscape.index.keyframes import keyframe_root
 
@@ -123,7 +128,7 @@ def get_thumbnail(file_id: int, request: Request, _: Reader, session: DbSession)
 
 
 @router.get("/files/{file_id}/content", response_class=FileResponse)
-def get_content(file_id: int, request: Request, _: Reader, session: DbSession) -> FileResponse:
+def get_content(file_id: FileId, request: Request, _: Reader, session: DbSession) -> FileResponse:
     """The original bytes (only from the served roots), with HTTP range requests."""
     row = _file(session, file_id)
     path = resolve_in_roots(session, row, get_state(request).roots)
@@ -136,7 +141,7 @@ def get_content(file_id: int, request: Request, _: Reader, session: DbSession) -
 
 @router.get("/files/{file_id}/similar")
 def get_similar(
-    file_id: int,
+    file_id: FileId,
     request: Request,
     _: Reader,
     session: DbSession,

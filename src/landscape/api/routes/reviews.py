@@ -11,6 +11,7 @@ from landscape.index.reviews import add_correction, list_corrections, review_que
 
 from ..deps import DbSession, Reader, Writer
 from ..files import correction_dict
+from .files import MAX_ID, FileId
 
 router = APIRouter(tags=["review"])
 
@@ -25,7 +26,7 @@ class CorrectionIn(BaseModel):
 
 @router.post("/files/{file_id}/corrections", status_code=status.HTTP_201_CREATED)
 def post_correction(
-    file_id: int, body: CorrectionIn, who: Writer, session: DbSession
+    file_id: FileId, body: CorrectionIn, who: Writer, session: DbSession
 ) -> dict[str, Any]:
     """Record a correction (or confirmation) by the caller against the active model."""
     try:
@@ -43,7 +44,9 @@ def get_corrections(
     label: str | None = None,
     user: str | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    before: Annotated[int | None, Query(description="Page after this correction id.")] = None,
+    before: Annotated[
+        int | None, Query(ge=1, le=MAX_ID, description="Page after this correction id.")
+    ] = None,
 ) -> dict[str, Any]:
     """Corrections and confirmations, newest first."""
     rows = list_corrections(session, label=label, user=user, limit=limit, before_id=before)
