@@ -28,6 +28,7 @@ COMMANDS: dict[str, set[str]] = {
     "lr-find": set(),
     "models": {"list"},
     "predict": set(),
+    "registry": {"activate", "add", "list", "promote", "remove", "rollback"},
     "search": set(),
     "serve": set(),
     "study": set(),

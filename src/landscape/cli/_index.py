@@ -208,7 +208,8 @@ def search(
         str | None, typer.Option("--path-contains", help="Text in the path.")
     ] = None,
     model_id: Annotated[
-        str | None, typer.Option("--model-id", help="Labels of this model (default: active).")
+        str | None,
+        typer.Option("--model", "--model-id", help="Labels of this model (default: active)."),
     ] = None,
     limit: Annotated[int, typer.Option("--limit", min=1, help="Most results.")] = 100,
     like: Annotated[

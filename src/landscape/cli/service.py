@@ -11,7 +11,7 @@ _PENDING: dict[str, str] = {}
 
 def register(app: typer.Typer) -> None:
     """Add the service commands to the root app."""
-    from . import _db, _index, _serve, _users, _watch
+    from . import _db, _index, _registry, _serve, _users, _watch
 
     app.command("index")(_index.index)
     app.command("search")(_index.search)
@@ -19,5 +19,6 @@ def register(app: typer.Typer) -> None:
     app.command("serve")(_serve.serve)
     app.add_typer(_db.app, name="db")
     app.add_typer(_users.app, name="users")
+    app.add_typer(_registry.app, name="registry")
     for name, doc in _PENDING.items():
         register_pending(app, name, doc)

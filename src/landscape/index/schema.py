@@ -47,6 +47,7 @@ __all__ = [
     "MediaMetadata",
     "MediaType",
     "Model",
+    "ModelActivation",
     "Prediction",
     "Root",
     "Scan",
@@ -208,6 +209,8 @@ class Model(Base):
     created_at: Mapped[datetime | None] = mapped_column(_TS)
     registered_at: Mapped[datetime] = mapped_column(_TS, default=utcnow)
     active: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: the fingerprint of the dataset the bundle was trained on (its bundle.json)
+    data_fingerprint: Mapped[str | None] = mapped_column(String(64))
 
 
 class Prediction(Base):
@@ -343,3 +346,16 @@ class AuditEntry(Base):
     action: Mapped[str] = mapped_column(String(64))
     target: Mapped[str | None] = mapped_column(Text)
     details: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+class ModelActivation(Base):
+    """One activation of a model (``registry activate``, ``promote``, ``rollback``): the
+    history a rollback walks back through, and who did it."""
+
+    __tablename__ = "model_activations"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    model_id: Mapped[str] = mapped_column(ForeignKey("models.model_id", ondelete="CASCADE"))
+    activated_at: Mapped[datetime] = mapped_column(_TS, default=utcnow)
+    user_name: Mapped[str] = mapped_column(String(64))
+    reason: Mapped[str] = mapped_column(String(32))
