@@ -150,8 +150,10 @@ def list_users(session: Session) -> list[dict[str, Any]]:
             {
                 "name": user.name,
                 "role": user.role,
-                "created_at": user.created_at.isoformat(),
-                "last_login_at": user.last_login_at.isoformat() if user.last_login_at else None,
+                "created_at": _aware(user.created_at).isoformat(),
+                "last_login_at": (
+                    _aware(user.last_login_at).isoformat() if user.last_login_at else None
+                ),
                 "tokens": live,
                 "password": user.password_hash is not None,
             }
