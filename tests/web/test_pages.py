@@ -367,3 +367,16 @@ def test_empty_index_shows_how_to_start(tmp_path: Path) -> None:
         assert client.get("/review").status_code == 200
         assert client.get("/dashboard").status_code == 200
     app.state.landscape.engine.dispose()
+
+
+def test_landscape_serve_builds_the_site(web_copy: WebCopy) -> None:
+    from landscape.cli._serve import build_site
+
+    app = build_site(web_copy.settings())
+    try:
+        with TestClient(app) as client:
+            assert client.get("/login").status_code == 200
+            assert client.get("/static/site.css").status_code == 200
+            assert client.get("/review", follow_redirects=False).status_code == 303
+    finally:
+        app.state.landscape.engine.dispose()
