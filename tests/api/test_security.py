@@ -69,7 +69,7 @@ def _any_id(api: Api) -> int:
 
 
 def _api_routes(api: Api) -> list[tuple[str, str]]:
-    paths = api.client.get(f"{API}/openapi.json").json()["paths"]
+    paths = api.get(f"{API}/openapi.json").json()["paths"]
     return [(method.upper(), path) for path, ops in paths.items() for method in ops]
 
 
@@ -538,7 +538,7 @@ def test_every_response_carries_the_security_headers(
         api.client.delete(f"{API}/files", headers=api.headers("viewer")),
         api.client.get("/no/such/page"),
         api.client.get(f"{API}/openapi.json"),
-        api.client.get("/docs"),
+        api.get("/docs"),
         api.client.get("/docs-init.js"),
     ]
     statuses = {r.status_code for r in responses}
@@ -654,3 +654,9 @@ def test_forged_expired_and_orphan_cookies_are_401(api: Api) -> None:
         remove_user(session, "viewer")
         session.commit()
     assert api.client.get(f"{API}/files", headers=_with_cookie(cookie)).status_code == 401
+
+
+def test_the_schema_and_the_docs_need_a_login(api: Api) -> None:
+    for path in (f"{API}/openapi.json", "/docs"):
+        assert api.client.get(path).status_code == 401
+        assert api.get(path).status_code == 200

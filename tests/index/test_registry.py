@@ -126,3 +126,25 @@ def test_cli_add_activate_rollback(
     assert back.code == 0 and models[0]["model_id"] in back.out
     missing = run_cli("registry", "activate", "nope", "--db", url)
     assert missing.code == 1 and "unknown model" in missing.err
+
+
+def test_the_runs_evaluation_report_is_registered_with_the_bundle(
+    tmp_path: Path, scene_run: Path
+) -> None:
+    """What the dashboard shows: per-class F1 and confusion from `<run>/eval/metrics.json`."""
+    run = tmp_path / "run"
+    shutil.copytree(scene_run / "bundle", run / "bundle")
+    (run / "eval").mkdir()
+    report = {
+        "accuracy": 0.9,
+        "macro_f1": 0.88,
+        "per_class": {"coast": {"f1": 0.9}},
+        "confusion_matrix": [[9, 1], [1, 9]],
+        "latency": {"ignored": True},
+    }
+    (run / "eval" / "metrics.json").write_text(json.dumps(report))
+    with session_factory(open_index(f"sqlite:///{tmp_path / 'e.db'}"))() as s:
+        row = add_bundle(s, run / "bundle")
+        evaluation = (row.metrics or {})["evaluation"]
+    assert evaluation["per_class"] == {"coast": {"f1": 0.9}} and "latency" not in evaluation
+    assert evaluation["confusion_matrix"] == [[9, 1], [1, 9]]

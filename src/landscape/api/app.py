@@ -20,7 +20,7 @@ from fastapi.staticfiles import StaticFiles
 
 from landscape.errors import UserError
 
-from .deps import AppState
+from .deps import AppState, Reader
 from .files import PathError
 from .security import SECURITY_HEADERS, LoginThrottle
 from .settings import ServiceSettings
@@ -101,7 +101,7 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
         lifespan=lifespan,
         docs_url=None,
         redoc_url=None,
-        openapi_url="/api/v1/openapi.json" if settings.docs else None,
+        openapi_url=None,  # served below, behind a login like every other route
     )
     # Built now as well, so a TestClient used without its context manager works too.
     app.state.landscape = build_state(settings)
@@ -112,8 +112,15 @@ def create_app(settings: ServiceSettings | None = None) -> FastAPI:
 
     app.include_router(api_router())
     if settings.docs:
+        _install_schema(app)
         _install_docs(app)
     return app
+
+
+def _install_schema(app: FastAPI) -> None:
+    @app.get("/api/v1/openapi.json", include_in_schema=False)
+    def schema(_: Reader) -> JSONResponse:
+        return JSONResponse(app.openapi())
 
 
 def _version() -> str:
@@ -208,7 +215,7 @@ def _install_docs(app: FastAPI) -> None:
     )
 
     @app.get("/docs", include_in_schema=False)
-    def docs() -> HTMLResponse:
+    def docs(_: Reader) -> HTMLResponse:
         return HTMLResponse(page)
 
     @app.get("/docs-init.js", include_in_schema=False)

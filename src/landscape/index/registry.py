@@ -47,6 +47,39 @@ def _created_at(meta: dict[str, Any]) -> datetime | None:
         return None
 
 
+_EVALUATION_KEYS = (
+    "accuracy",
+    "macro_f1",
+    "weighted_f1",
+    "per_class",
+    "confusion_matrix",
+    "classes",
+    "n_images",
+    "split",
+    "created_at",
+    "ece",
+)
+
+
+def _with_evaluation(metrics: dict[str, Any] | None, path: Path) -> dict[str, Any] | None:
+    """The bundle's training metrics plus, under ``evaluation``, the figures of the
+    ``landscape evaluate`` report its run keeps beside it (``<run>/eval/metrics.json``:
+    accuracy, per-class F1, confusion) — what the dashboard shows for a model."""
+    import json
+
+    report = Path(path).parent / "eval" / "metrics.json"
+    if not report.is_file():
+        return metrics
+    try:
+        found = json.loads(report.read_text())
+    except (OSError, ValueError):
+        return metrics
+    if not isinstance(found, dict):
+        return metrics
+    evaluation = {k: found[k] for k in _EVALUATION_KEYS if k in found}
+    return {**(metrics or {}), "evaluation": evaluation}
+
+
 def register_bundle(
     session: Session, bundle: Any, path: Path | None = None, *, sha256: str | None = None
 ) -> Model:
@@ -78,7 +111,7 @@ def register_bundle(
         name=meta.get("name") or Path(path).name,
         backbone=(meta.get("training") or {}).get("backbone") or meta.get("backbone"),
         classes=list(bundle.classes),
-        metrics=meta.get("metrics"),
+        metrics=_with_evaluation(meta.get("metrics"), path),
         bundle_path=str(Path(path).resolve()),
         bundle_sha256=sha256,
         created_at=_created_at(meta),
