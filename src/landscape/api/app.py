@@ -9,7 +9,7 @@ JSON ``{"detail": "..."}`` with a 4xx status, never a stack trace.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -166,33 +166,60 @@ def _install_handlers(app: FastAPI) -> None:
 
 
 def _install_headers(app: FastAPI) -> None:
-    @app.middleware("http")
-    async def headers(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
+    app.add_middleware(_Guard)
+
+
+class _Guard:
+    """Pure ASGI middleware (no response buffering, unlike ``@app.middleware``): the security
+    headers on every response, a 400 for a NUL in the query string (PostgreSQL refuses NUL in
+    text), and a JSON 500 without a trace — carrying the headers too — for a failure."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        from urllib.parse import unquote_to_bytes
+
+        extra = [(k.lower().encode(), v.encode()) for k, v in SECURITY_HEADERS.items()]
+        if scope["path"] == "/docs":
+            extra = [
+                (k, _DOCS_CSP.encode() if k == b"content-security-policy" else v) for k, v in extra
+            ]
+        started = False
+
+        async def send_with_headers(message: Any) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+                present = {k.lower() for k, _ in message.get("headers", [])}
+                message["headers"] = [
+                    *message.get("headers", []),
+                    *((k, v) for k, v in extra if k not in present),
+                ]
+            await send(message)
+
+        if b"\x00" in unquote_to_bytes(scope.get("query_string", b"")):
+            response: Response = JSONResponse(
+                {"detail": "a query parameter holds a NUL character: remove it"},
+                status_code=400,
+            )
+            await response(scope, receive, send_with_headers)
+            return
         try:
-            if any("\x00" in k or "\x00" in v for k, v in request.query_params.multi_items()):
-                # PostgreSQL refuses NUL in text: a clear 400 rather than a failed query.
-                response: Response = JSONResponse(
-                    {"detail": "a query parameter holds a NUL character: remove it"},
-                    status_code=400,
-                )
-            else:
-                response = await call_next(request)
+            await self.app(scope, receive, send_with_headers)
         except Exception:
-            # Answered here, not by Starlette's outermost error page: so even a failure
-            # carries the headers (and no stack trace).
             import logging
 
             logging.getLogger("landscape.api").exception(
-                "%s %s failed", request.method, request.url.path
+                "%s %s failed", scope.get("method"), scope.get("path")
             )
-            response = JSONResponse({"detail": "internal error"}, status_code=500)
-        for name, value in SECURITY_HEADERS.items():
-            response.headers.setdefault(name, value)
-        if request.url.path == "/docs":
-            response.headers["Content-Security-Policy"] = _DOCS_CSP
-        return response
+            if started:
+                raise
+            failure = JSONResponse({"detail": "internal error"}, status_code=500)
+            await failure(scope, receive, send_with_headers)
 
 
 def _install_docs(app: FastAPI) -> None:
