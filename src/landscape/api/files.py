@@ -215,13 +215,6 @@ def correction_dict(c: Correction) -> dict[str, Any]:
     return _correction(c)
 
 
-def model_dict(model: Model) -> dict[str, Any]:
-    """A registered model as the API returns it."""
-    out = _model(model)
-    assert out is not None
-    return out
-
-
 def resolve_in_roots(session: Session, row: File, allowed: tuple[Path, ...]) -> Path:
     """The real path of an indexed file, refused unless it lies inside an allowed root (the
     configured ones, else the index's roots) after resolving every symbolic link."""

@@ -184,6 +184,15 @@ def rollback(session: Session, user: str = "cli") -> Model:
     )
 
 
+def _iso(moment: datetime | None) -> str | None:
+    """ISO 8601 with its UTC offset (SQLite hands back naive datetimes: they are UTC)."""
+    if moment is None:
+        return None
+    from datetime import UTC
+
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).isoformat()
+
+
 def list_models(session: Session) -> list[dict[str, Any]]:
     """Every registered model, the active one first: metrics, training data fingerprint,
     dates, and how many files it has labelled."""
@@ -204,8 +213,8 @@ def list_models(session: Session) -> list[dict[str, Any]]:
             "classes": list(m.classes),
             "metrics": m.metrics,
             "data_fingerprint": m.data_fingerprint,
-            "created_at": m.created_at.isoformat() if m.created_at else None,
-            "registered_at": m.registered_at.isoformat(),
+            "created_at": _iso(m.created_at),
+            "registered_at": _iso(m.registered_at),
             "bundle_path": m.bundle_path,
             "predictions": int(counts.get(m.model_id, 0)),
         }

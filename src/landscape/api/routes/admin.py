@@ -5,13 +5,13 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
-from sqlalchemy import func, select, text
+from sqlalchemy import select, text
 
 from landscape.index.reviews import index_stats
-from landscape.index.schema import AuditEntry, Model, Prediction
+from landscape.index.schema import AuditEntry
 
 from ..deps import Admin, DbSession, Reader
-from ..files import model_dict, utc_iso
+from ..files import utc_iso
 from .files import MAX_ID
 
 router = APIRouter()
@@ -32,16 +32,15 @@ def get_stats(_: Reader, session: DbSession) -> dict[str, Any]:
 
 @router.get("/models", tags=["models"])
 def get_models(_: Reader, session: DbSession) -> dict[str, Any]:
-    """The models the index knows, the active one first, with their prediction counts."""
-    counts = dict(
-        session.execute(
-            select(Prediction.model_id, func.count())
-            .where(Prediction.segment == 0)
-            .group_by(Prediction.model_id)
-        ).all()
-    )
-    rows = session.scalars(select(Model).order_by(Model.active.desc(), Model.registered_at))
-    return {"items": [{**model_dict(m), "predictions": counts.get(m.model_id, 0)} for m in rows]}
+    """The models the index knows, the active one first, with their metrics, training data
+    fingerprint and how many files each has labelled."""
+    from landscape.index.registry import list_models
+
+    items = [
+        {key: value for key, value in model.items() if key != "bundle_path"}
+        for model in list_models(session)
+    ]
+    return {"items": items}
 
 
 @router.get("/audit", tags=["service"])
