@@ -167,7 +167,9 @@ def _query(filters: SearchFilters, model_id: str | None) -> Select:
             MediaMetadata.camera_make,
             MediaMetadata.camera_model,
         )
-        .join(Root, Root.id == File.root_id)
+        # An outer join (every file has its root): SQLite then keeps ``files`` as the outer
+        # loop, which the ordered walk below relies on.
+        .outerjoin(Root, Root.id == File.root_id)
         .outerjoin(MediaMetadata, MediaMetadata.file_id == File.id)
         .outerjoin(pred, on)
     )
@@ -311,8 +313,34 @@ def _attempts(session: Session, filters: SearchFilters) -> list[Select]:
         return [query]  # the circle is checked in Python: read on until the page is full
     attempts = [query.limit(filters.limit)]
     if filters.limit <= _WINDOW:
-        attempts.insert(0, _windowed(query, filters).limit(filters.limit))
+        if session.get_bind().dialect.name == "sqlite":
+            attempts.insert(0, _ordered_walk(session, query, filters).limit(filters.limit))
+        else:
+            attempts.insert(0, _windowed(query, filters).limit(filters.limit))
     return attempts
+
+
+def _ordered_walk(session: Session, query: Select, filters: SearchFilters) -> Select:
+    """SQLite: ``query`` walking the ``(taken_at, id)`` index in page order and stopping as
+    soon as the page is full, bounded by the newest :data:`_WINDOW` files. Costs what it
+    visits — a few ms for the usual filters, where the materialised window costs the whole
+    window every time (measured: 1–15 ms against 40–55 ms at 100,000 files)."""
+    edge = session.execute(
+        select(File.taken_at, File.id)
+        .where(*_date_range(filters))
+        .order_by(*_order(filters))
+        .offset(_WINDOW - 1)
+        .limit(1)
+    ).first()
+    walk = query.with_hint(File, "INDEXED BY ix_files_taken_at_id", "sqlite")
+    if edge is None or edge.taken_at is None:
+        return walk  # fewer files than the window: the walk is bounded anyway
+    taken, last_id = edge.taken_at, edge.id
+    if filters.sort == "oldest":
+        bound = or_(File.taken_at < taken, and_(File.taken_at == taken, File.id <= last_id))
+    else:
+        bound = or_(File.taken_at > taken, and_(File.taken_at == taken, File.id >= last_id))
+    return walk.where(bound)
 
 
 def search(session: Session, filters: SearchFilters) -> list[SearchHit]:
