@@ -16,7 +16,10 @@ How a page stays fast on a large archive (``benchmarks/bench_search.py``): rows 
 camera, a place: filters that match a good share of the archive) is answered from the newest
 few thousand files, a bounded walk of that index; only when that window holds less than a
 page does the query run over everything, which is then a selective query the filter indexes
-serve. The window is spelled out because neither planner gets this right alone: SQLite's
+serve. On SQLite the first attempt walks the ``(taken_at, id)`` index in page order and stops
+when the page is full (``INDEXED BY``, files the outer loop), bounded by the window's oldest
+file: it costs what it visits, where joining a materialised window cost the whole window. The
+window is spelled out because neither planner gets this right alone: SQLite's
 does not weigh "walk the order, stop at the limit" against "filter, then sort" across joins,
 and PostgreSQL's guesses ``LIKE '%text%'`` to match almost nothing, then sorts a third of the
 archive (measured: p95 87 ms without the window, 42 ms with it, at 100,000 files).
