@@ -213,6 +213,17 @@ def _unclassified(batch: dict[str, Any]) -> dict[str, list[bytes]]:
     return {"item": out}
 
 
+def _chunks(items: Iterable[FileJob], size: int) -> Iterator[list[FileJob]]:
+    chunk: list[FileJob] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
 def run_on_ray(
     ray: Any,
     job: RayJob,
@@ -224,8 +235,6 @@ def run_on_ray(
     """Run ``jobs`` through the Ray pipeline, calling ``write`` with each batch of
     ``job.batch_size`` finished files, in the order of ``jobs``."""
     import ray.data
-
-    from .pipeline import _chunks  # the local engine's batching (imported late: no cycle)
 
     context = ray.data.DataContext.get_current()
     context.execution_options.preserve_order = True
