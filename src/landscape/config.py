@@ -144,6 +144,12 @@ class TrainConfig(_Strict):
         None, description="packaged | hub | none | PATH (default: the backbone's offline source)."
     )
     weights_sha256: str | None = Field(None, description="Expected sha256 of a --weights PATH.")
+    init: Path | None = Field(
+        None,
+        description="Fine-tune a trained model: start from this bundle's network (its backbone, "
+        "the head rows of the classes it shares, its preprocessing) instead of --weights; "
+        "--backbone must name the bundle's backbone.",
+    )
     head: HeadSpec = Field(default_factory=HeadSpec)
     layer: str | None = Field(
         None,
@@ -224,6 +230,10 @@ class TrainConfig(_Strict):
         # would train something other than what was asked for.
         if self.layer is not None and not self.head.classic:
             raise ValueError("layer is only used with head.kind svm or logreg")
+        if self.init is not None and self.head.classic:
+            raise ValueError("init fine-tunes a network: use head.kind linear or mlp")
+        if self.init is not None and self.weights is not None:
+            raise ValueError("pass either init (a trained bundle) or weights, not both")
         if self.val_fraction is None:
             # svm/logreg pick C by cross-validation and need no early-stopping split, so every
             # training image is used for fitting.

@@ -199,6 +199,22 @@ class _Model:
     pre: Preprocessing
 
 
+def _new_model(cfg: TrainConfig, data: PreparedData) -> _Model:
+    """The network a run starts from: a trained bundle (``init``) or ``weights`` + a new head."""
+    if cfg.init is not None:
+        from .init_from import start_from_bundle
+
+        return _Model(*start_from_bundle(cfg.init, cfg.backbone, data.classes, cfg.head))
+    net, record = create_model(
+        cfg.backbone,
+        len(data.classes),
+        weights=cfg.weights,
+        sha256=cfg.weights_sha256,
+        head=cfg.head,
+    )
+    return _Model(net, record, resolve_preprocessing(net, record, cfg, data.splits["train"]))
+
+
 def _check_cheap(cfg: TrainConfig) -> None:
     # Cheap checks first: a typo must not leave a half-made run directory behind.
     get_backbone_info(cfg.backbone)
@@ -380,14 +396,8 @@ def fit(
         data = prepare_data(cfg, run_dir)
         _check_classes(state, data.classes, cfg)
         state["classes"] = data.classes
-        net, record = create_model(
-            cfg.backbone,
-            len(data.classes),
-            weights=cfg.weights,
-            sha256=cfg.weights_sha256,
-            head=cfg.head,
-        )
-        model = _Model(net, record, resolve_preprocessing(net, record, cfg, data.splits["train"]))
+        model = _new_model(cfg, data)
+        net = model.net
         test_metrics = _run_stages(
             cfg, model, data, state, resume_run=resume_run, callbacks=callbacks
         )
@@ -412,7 +422,7 @@ def fit(
         "params": net.param_counts(),
     }
     bundle = write_run_outputs(
-        cfg, net, index=data.index, preprocessing=model.pre, record=record, metrics=metrics
+        cfg, net, index=data.index, preprocessing=model.pre, record=model.record, metrics=metrics
     )
     return RunResult(run_dir, bundle, metrics, history)
 
