@@ -29,6 +29,7 @@ COMMANDS: dict[str, set[str]] = {
     "models": {"list"},
     "predict": set(),
     "registry": {"activate", "add", "list", "promote", "remove", "rollback"},
+    "retrain": set(),
     "search": set(),
     "serve": set(),
     "study": set(),

@@ -194,6 +194,7 @@ TRAIN_FLAGS: dict[str, ConfigFlag] = {
         ConfigFlag("backbone", ("--backbone", "-b"), _MODEL, check=_backbone),
         ConfigFlag("weights", ("--weights", "-w"), _MODEL),
         ConfigFlag("weights_sha256", ("--sha256",), _MODEL),
+        ConfigFlag("init", ("--init",), _MODEL),
         ConfigFlag("head.kind", ("--head",), _MODEL),
         ConfigFlag("head.dropout", ("--dropout",), _MODEL),
         ConfigFlag("head.C", ("--C",), _MODEL),

@@ -9,7 +9,9 @@ inputs exactly as the base did.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -24,10 +26,10 @@ from landscape.models.weights import WeightsRecord
 __all__ = ["base_head_spec", "start_from_bundle"]
 
 
-def base_head_spec(meta: dict[str, object]) -> HeadSpec:
+def base_head_spec(meta: Mapping[str, Any]) -> HeadSpec:
     """The head a fine-tuned copy of a bundle trains: the bundle's own, or for an svm/logreg
     baseline on the pooled features, the single ``Linear`` it is stored as."""
-    head = dict(meta["head"])  # type: ignore[call-overload]
+    head = dict(meta["head"])
     if head.get("kind") == "sklearn":
         if head.get("layer"):
             raise ConfigError(
