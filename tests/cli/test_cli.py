@@ -28,7 +28,7 @@ COMMANDS: dict[str, set[str]] = {
     "lr-find": set(),
     "models": {"list"},
     "predict": set(),
-    "registry": {"activate", "add", "list", "promote", "remove", "rollback"},
+    "registry": {"activate", "add", "list", "promote", "reclassify", "remove", "rollback"},
     "retrain": set(),
     "search": set(),
     "serve": set(),

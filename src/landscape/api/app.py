@@ -25,7 +25,7 @@ from .files import PathError
 from .security import SECURITY_HEADERS, LoginThrottle
 from .settings import ServiceSettings
 
-__all__ = ["create_app"]
+__all__ = ["active_bundle_path", "create_app"]
 
 _DOCS_CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
@@ -34,11 +34,16 @@ _DOCS_CSP = (
 
 
 def _model_path(state_settings: ServiceSettings, engine: Any) -> Path | None:
+    if state_settings.model is not None:
+        return state_settings.model
+    return active_bundle_path(engine)
+
+
+def active_bundle_path(engine: Any) -> Path | None:
+    """The bundle of the index's active model (None without one, or when it is missing)."""
     from landscape.index.db import session_factory
     from landscape.index.registry import active_model
 
-    if state_settings.model is not None:
-        return state_settings.model
     with session_factory(engine)() as session:
         row = active_model(session)
     if row is None:

@@ -49,6 +49,17 @@ class AppState:
     _predictor: Any = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
+    def follow_active_model(self) -> None:
+        """Serve the index's active model from now on (after an activation or a rollback);
+        a model given on the command line (``--model``) stays."""
+        if self.settings.model is not None:
+            return
+        from .app import active_bundle_path
+
+        with self._lock:
+            self.model_path = active_bundle_path(self.engine)
+            self._predictor = None
+
     def predictor(self) -> Any:
         """The Predictor of the served model (None without one); loaded once, thread-safe."""
         if self.model_path is None:

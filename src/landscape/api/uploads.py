@@ -28,7 +28,7 @@ from landscape.errors import UserError
 from landscape.index.db import DatabaseError
 from landscape.index.schema import File, Root
 
-__all__ = ["UploadError", "store_upload"]
+__all__ = ["UploadError", "receive", "store_upload"]
 
 _CHUNK = 1 << 20
 _LOCK = threading.Lock()
@@ -58,7 +58,7 @@ def _safe_name(name: str | None) -> str:
     return base[-120:]
 
 
-def _receive(stream: BinaryIO, incoming: Path, limit: int) -> tuple[Path, str, int]:
+def receive(stream: BinaryIO, incoming: Path, limit: int) -> tuple[Path, str, int]:
     """Copy ``stream`` to a temporary file under ``incoming``: its path, SHA-256 and size."""
     incoming.mkdir(parents=True, exist_ok=True)
     digest = hashlib.sha256()
@@ -97,7 +97,7 @@ def store_upload(
     from landscape.index.pipeline import IndexOptions
     from landscape.index.sniff import sniff_file
 
-    tmp, sha, size = _receive(stream, incoming, limit_bytes)
+    tmp, sha, size = receive(stream, incoming, limit_bytes)
     try:
         if size == 0:
             raise UploadError("the file is empty", status=400, fix="choose a photo or a video")

@@ -1,9 +1,10 @@
-"""``landscape registry list|add|activate|promote|rollback|remove``: the index's models."""
+"""``landscape registry``: the index's models (list, add, activate, promote, reclassify, rollback,
+remove)."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -104,23 +105,57 @@ def promote(
     no_progress: NoProgressOption = False,
 ) -> None:
     """Activate a model and, with --reclassify, label the whole index with it."""
-    from sqlalchemy import select
-
     from landscape.index.db import open_index, session_factory
-    from landscape.index.pipeline import IndexOptions, run_index
     from landscape.index.registry import activate as run_activate
-    from landscape.index.schema import Root
-    from landscape.inference.predictor import Predictor
 
     engine = open_index(db)
     with session_factory(engine)() as session:
-        row = run_activate(session, model_id, reason="promote")
+        run_activate(session, model_id, reason="promote")
         session.commit()
+    console.print(f"active model: {model_id}")
+    if reclassify:
+        _reclassify(engine, model_id, no_progress=no_progress)
+
+
+@app.command("reclassify")
+def reclassify(
+    model_id: Annotated[
+        str | None, typer.Argument(help="Model id (default: the active model).")
+    ] = None,
+    db: DbOption = None,
+    no_progress: NoProgressOption = False,
+) -> None:
+    """Label every indexed file again with a model (default: the active one); the predictions
+    of other models are kept (`landscape search --model ID`)."""
+    from landscape.errors import UserError
+    from landscape.index.db import open_index, session_factory
+    from landscape.index.registry import active_model
+
+    engine = open_index(db)
+    if model_id is None:
+        with session_factory(engine)() as session:
+            row = active_model(session)
+            if row is None:
+                raise UserError("no active model", fix="`landscape registry activate ID`")
+            model_id = row.model_id
+    _reclassify(engine, model_id, no_progress=no_progress)
+
+
+def _reclassify(engine: Any, model_id: str, *, no_progress: bool) -> None:
+    from sqlalchemy import select
+
+    from landscape.errors import UserError
+    from landscape.index.db import session_factory
+    from landscape.index.pipeline import IndexOptions, run_index
+    from landscape.index.schema import Model, Root
+    from landscape.inference.predictor import Predictor
+
+    with session_factory(engine)() as session:
+        row = session.get(Model, model_id)
+        if row is None:
+            raise UserError(f"unknown model {model_id!r}", fix="see `landscape registry list`")
         roots = [Path(r.path) for r in session.scalars(select(Root))]
         bundle = Path(row.bundle_path)
-    console.print(f"active model: {model_id}")
-    if not reclassify:
-        return
     present = [r for r in roots if r.is_dir()]
     for gone in sorted(set(roots) - set(present)):
         console.print(f"[yellow]skipped[/] {gone}: not mounted")

@@ -56,6 +56,9 @@ def retrain(
         int, typer.Option("--max-extra-per-class", min=1, help="Cap of extra images per class.")
     ] = 100,
     seed: SeedOption = 0,
+    as_user: Annotated[
+        str, typer.Option("--as-user", hidden=True, help="Audit as this user (the service).")
+    ] = "cli",
     no_progress: NoProgressOption = False,
     as_json: JsonOption = False,
 ) -> None:
@@ -103,7 +106,7 @@ def retrain(
 
     engine = open_index(db)
     try:
-        result = run_retrain(engine, options, report=report)
+        result = run_retrain(engine, options, user=as_user, report=report)
     finally:
         engine.dispose()
     if as_json:

@@ -232,7 +232,9 @@ class RemovalPlan:
     keyframes: tuple[str, ...]
 
 
-def remove_model(session: Session, model_id: str, *, force: bool = False) -> RemovalPlan:
+def remove_model(
+    session: Session, model_id: str, *, force: bool = False, user: str = "cli"
+) -> RemovalPlan:
     """Forget a model: refused while it is active, and while it has predictions unless
     ``force`` (then they go too; the corrections that reviewed it stay, naming it). Returns
     what was deleted; the caller deletes the keyframe files after committing."""
@@ -268,6 +270,6 @@ def remove_model(session: Session, model_id: str, *, force: bool = False) -> Rem
     session.execute(delete(Prediction).where(mine))
     session.execute(delete(ModelActivation).where(ModelActivation.model_id == model_id))
     session.delete(row)
-    audit(session, "cli", "model.remove", model_id, {"predictions": predictions})
+    audit(session, user, "model.remove", model_id, {"predictions": predictions})
     session.flush()
     return RemovalPlan(model_id, predictions, files, keyframes)

@@ -27,6 +27,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -359,3 +360,38 @@ class ModelActivation(Base):
     activated_at: Mapped[datetime] = mapped_column(_TS, default=utcnow)
     user_name: Mapped[str] = mapped_column(String(64))
     reason: Mapped[str] = mapped_column(String(32))
+
+
+class Job(Base):
+    """A background job of the service (``retrain``, ``reclassify``): the CLI command it runs
+    in a process of its own, its state, the tail of its log and its result.
+
+    At most one job of a kind runs at a time: a partial unique index on ``kind`` over the rows
+    in state ``running`` makes a second start fail in the database, even from two processes.
+    """
+
+    __tablename__ = "jobs"
+    __table_args__ = (
+        Index(
+            "ux_jobs_running_kind",
+            "kind",
+            unique=True,
+            sqlite_where=text("state = 'running'"),
+            postgresql_where=text("state = 'running'"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    state: Mapped[str] = mapped_column(String(12), default="running")
+    args: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    user_name: Mapped[str] = mapped_column(String(64))
+    host: Mapped[str | None] = mapped_column(String(255))
+    pid: Mapped[int | None] = mapped_column(Integer)
+    log_path: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(_TS, default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(_TS)
+    exit_code: Mapped[int | None] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(Text)
+    log_tail: Mapped[str | None] = mapped_column(Text)
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSON)

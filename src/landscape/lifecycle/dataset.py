@@ -184,6 +184,12 @@ def build_retrain_data(
         HeldOut(by_path[s.path].file_id, s.path, s.label, by_path[s.path].review_id)
         for s in split["test"]
     ]
+    if not held_out or not split["train"] or not split["val"]:
+        raise UserError(
+            f"{len(reviewed)} reviewed images cannot be split into training, validation and "
+            f"held-out files",
+            fix="review more files, or raise --min-per-class so each class has enough",
+        )
     extras: list[Sample] = []
     counts = {"reviewed": len(reviewed), "held_out": len(held_out)}
     if extra_data is not None:

@@ -9,9 +9,9 @@ __all__ = ["api_router"]
 
 def api_router() -> APIRouter:
     """Every API route, under ``/api/v1``."""
-    from . import admin, files, reviews, uploads
+    from . import admin, files, models, reviews, uploads
 
     router = APIRouter(prefix="/api/v1")
-    for module in (files, uploads, reviews, admin):
+    for module in (files, uploads, reviews, models, admin):
         router.include_router(module.router)
     return router
