@@ -6,7 +6,6 @@ import csv
 import json
 import shutil
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -14,63 +13,16 @@ from sqlalchemy import select
 
 from landscape.data.synth import SynthSpec, generate_dataset
 from landscape.errors import UserError
-from landscape.index.accounts import Identity, add_user
 from landscape.index.db import open_index, session_factory
 from landscape.index.pipeline import IndexOptions, run_index
 from landscape.index.registry import active_model, list_models
-from landscape.index.reviews import add_correction
-from landscape.index.schema import AuditEntry, Correction, File, Model, Prediction
+from landscape.index.schema import AuditEntry, Correction, Model, Prediction
 from landscape.inference.predictor import Predictor
 from landscape.lifecycle import RetrainOptions, build_retrain_data, pseudo_labels, retrain
 from tests.conftest import CliResult
+from tests.lifecycle.conftest import Reviewed, review_all
 
 FAST = {"head_epochs": 1, "epochs": 1, "num_workers": 0, "progress": False}
-
-
-@dataclass
-class Reviewed:
-    """A template index of synthetic scenes, every file reviewed with its true label."""
-
-    db: Path
-    archive: Path
-    bundle: Path
-
-    def copy(self, folder: Path) -> str:
-        target = folder / "index.db"
-        shutil.copyfile(self.db, target)
-        return f"sqlite:///{target}"
-
-
-def _review(url: str, *, keep: Callable[[int], bool] = lambda i: True) -> None:
-    engine = open_index(url)
-    with session_factory(engine)() as s:
-        user = add_user(s, "ana", "analyst", None)
-        s.flush()
-        who = Identity(user_id=user.id, name="ana", role="analyst", scope="write")
-        rows = s.execute(select(File.id, File.relative_path).order_by(File.id)).all()
-        for i, (file_id, relative) in enumerate(rows):
-            if keep(i):
-                add_correction(s, who, file_id, relative.split("/")[0])
-        s.commit()
-    engine.dispose()
-
-
-@pytest.fixture(scope="module")
-def reviewed(tmp_path_factory: pytest.TempPathFactory, scene_run: Path) -> Reviewed:
-    work = tmp_path_factory.mktemp("lifecycle")
-    archive = work / "archive"
-    generate_dataset(archive, SynthSpec(per_class=8, size=96, seed=11))
-    db = work / "template.db"
-    engine = open_index(f"sqlite:///{db}")
-    run_index(
-        engine,
-        [archive],
-        predictor=Predictor.from_bundle(scene_run / "bundle"),
-        options=IndexOptions(workers=1, memory_mb=None),
-    )
-    engine.dispose()
-    _review(f"sqlite:///{db}")
-    return Reviewed(db, archive, scene_run / "bundle")
 
 
 def test_held_out_files_never_train_and_near_duplicates_stay_out(
@@ -118,7 +70,7 @@ def test_too_few_reviews_is_one_clear_error(
         predictor=Predictor.from_bundle(scene_run / "bundle"),
         options=IndexOptions(workers=1, memory_mb=None),
     )
-    _review(url)
+    review_all(url)
     with pytest.raises(UserError, match=r"too few reviewed images.*coast has 3.*at least 5"):
         retrain(engine, RetrainOptions(out=tmp_path / "run", **FAST))
     assert not (tmp_path / "run").exists()
