@@ -1,5 +1,6 @@
-"""The GUI's pages: gallery, file detail (with the correction form), review queue, upload and
-dashboard. Each reads the index through the same functions as the API, in one session."""
+"""The GUI's pages: gallery, file detail (with the correction form), review queue, upload,
+dashboard and models (retrain, compare, promote). Each reads the index through the same
+functions as the API, in one session."""
 
 from __future__ import annotations
 
@@ -21,9 +22,11 @@ from landscape.index.schema import Correction, File, Model
 from ._auth import PageUser
 from ._render import render
 from ._views import (
+    comparison_view,
     evaluation_figures,
     label_bars,
     metadata_rows,
+    model_rows,
     month_chart,
     read_gallery_query,
     slot,
@@ -314,4 +317,49 @@ def dashboard(request: Request, who: PageUser) -> Response:
         model=model_info,
         classes=classes,
         figures=evaluation_figures(metrics, classes),
+    )
+
+
+@router.get("/models")
+def models(request: Request, who: PageUser) -> Response:
+    """The registered models side by side, retraining as a background job (``static/models.js``
+    follows it), each candidate's comparison with its base, and promote / discard / rollback."""
+    from landscape.index.jobs import job_dict, list_jobs
+    from landscape.index.registry import list_models
+
+    with get_state(request).sessions() as session:
+        found = list_models(session)
+        jobs = [job_dict(job) for job in list_jobs(session, limit=8)]
+        rows = model_rows(found)
+        comparisons = {
+            m["model_id"]: m["metrics"]["comparison"]
+            for m, row in zip(found, rows, strict=True)
+            if row["candidate"]
+        }
+        ids = {
+            c["file_id"]
+            for comparison in comparisons.values()
+            for c in comparison.get("changed") or []
+            if isinstance(c, dict) and isinstance(c.get("file_id"), int)
+        }
+        found_files = select(File.id, File.media_type).where(File.id.in_(ids))
+        present = {fid: media for fid, media in session.execute(found_files)} if ids else {}
+    candidates = [
+        {"model": row, "cmp": comparison_view(comparisons[row["model_id"]], present)}
+        for row in rows
+        if row["candidate"]
+    ]
+    running = [j for j in jobs if j["state"] == "running"]
+    return render(
+        request,
+        "models.html",
+        title="Models",
+        models=rows,
+        active=next((r for r in rows if r["active"]), None),
+        candidates=candidates,
+        jobs=jobs,
+        running=running,
+        retrain_running=any(j["kind"] == "retrain" for j in running),
+        can_retrain=who.allows("write"),
+        can_admin=who.allows("admin"),
     )

@@ -18,10 +18,12 @@ from landscape.index.repository import SearchFilters
 __all__ = [
     "FILTER_NAMES",
     "GalleryQuery",
+    "comparison_view",
     "evaluation_figures",
     "human_size",
     "label_bars",
     "metadata_rows",
+    "model_rows",
     "month_chart",
     "read_gallery_query",
 ]
@@ -337,3 +339,178 @@ def evaluation_figures(metrics: dict[str, Any] | None, classes: list[str]) -> di
         ):
             confusion = [[int(v) for v in r] for r in matrix]
     return {"headline": headline, "per_class": per_class, "confusion": confusion}
+
+
+def _fraction(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        return None
+    return float(value)
+
+
+def _accuracy(metrics: dict[str, Any]) -> float | None:
+    """A bundle's own test accuracy (an evaluation's first, then the training run's)."""
+    for source in (metrics.get("evaluation"), metrics.get("test"), metrics):
+        if isinstance(source, dict):
+            for key in ("accuracy", "test_acc"):
+                value = _fraction(source.get(key))
+                if value is not None:
+                    return value
+    return None
+
+
+def _held_out(metrics: dict[str, Any]) -> tuple[float | None, float | None]:
+    """A candidate's and its base's accuracy on the retrain's held-out files."""
+    comparison = metrics.get("comparison")
+    if not isinstance(comparison, dict):
+        return None, None
+    sides = [comparison.get(k) for k in ("candidate", "base")]
+    mine, base = (_fraction(s.get("accuracy")) if isinstance(s, dict) else None for s in sides)
+    return mine, base
+
+
+def model_rows(models: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The models table: one row per registered model (``list_models``' order, active first)
+    with the figures it shows; a candidate is an inactive model with a retrain comparison."""
+    rows = []
+    for m in models:
+        metrics = m.get("metrics") if isinstance(m.get("metrics"), dict) else {}
+        assert isinstance(metrics, dict)
+        held_out, base_held_out = _held_out(metrics)
+        base_id = metrics.get("base_model_id")
+        rows.append(
+            {
+                "model_id": str(m["model_id"]),
+                "active": bool(m.get("active")),
+                "name": m.get("name") or "",
+                "backbone": m.get("backbone") or "",
+                "classes": list(m.get("classes") or []),
+                "created": str(m.get("created_at") or "")[:16].replace("T", " "),
+                "registered": str(m.get("registered_at") or "")[:16].replace("T", " "),
+                "predictions": int(m.get("predictions") or 0),
+                "test_acc": _accuracy(metrics),
+                "held_out_acc": held_out,
+                "base_held_out_acc": base_held_out,
+                "base_model_id": str(base_id) if isinstance(base_id, str) else None,
+                "candidate": not m.get("active") and isinstance(metrics.get("comparison"), dict),
+            }
+        )
+    return rows
+
+
+def _signed(diff: float | None, scale: float = 100, unit: str = " pts") -> str:
+    if diff is None:
+        return "–"
+    value = scale * diff
+    if abs(value) < 0.05:
+        return f"±0.0{unit}"
+    return f"{value:+.1f}{unit}".replace("-", "−")
+
+
+def _trend(diff: float | None) -> str:
+    if diff is None or abs(diff) < 0.0005:
+        return "same"
+    return "up" if diff > 0 else "down"
+
+
+def _matrix(value: Any, n: int) -> list[list[int]] | None:
+    if not (isinstance(value, list) and len(value) == n and n):
+        return None
+    if not all(isinstance(r, list) and len(r) == n for r in value):
+        return None
+    try:
+        return [[int(v) for v in r] for r in value]
+    except (TypeError, ValueError):
+        return None
+
+
+def comparison_view(
+    comparison: dict[str, Any], present: dict[int, str] | None = None
+) -> dict[str, Any]:
+    """A retrain's comparison as the candidate's panel shows it: base and candidate headline
+    figures with their difference, per-class F1 bars, both confusion matrices and the
+    held-out files whose label changed. ``present`` maps the ids of changed files still in
+    the index to their media type (the others get no thumbnail or link)."""
+    classes = [str(c) for c in comparison.get("classes") or []]
+    sides: dict[str, dict[str, Any]] = {}
+    for key in ("base", "candidate"):
+        side = comparison.get(key)
+        sides[key] = side if isinstance(side, dict) else {}
+    base, cand = sides["base"], sides["candidate"]
+    headline = []
+    for key, name in (("accuracy", "Accuracy"), ("macro_f1", "Macro F1")):
+        b, c = _fraction(base.get(key)), _fraction(cand.get(key))
+        diff = c - b if b is not None and c is not None else None
+        headline.append(
+            {"name": name, "base": b, "candidate": c, "diff": _signed(diff), "trend": _trend(diff)}
+        )
+    support = comparison.get("support") if isinstance(comparison.get("support"), dict) else {}
+    assert isinstance(support, dict)
+    per_class = []
+    for name in classes:
+        f1s = []
+        for side in (base, cand):
+            table = side.get("per_class_f1")
+            f1s.append(_fraction(table.get(name)) if isinstance(table, dict) else None)
+        b, c = f1s
+        diff = c - b if b is not None and c is not None else None
+        per_class.append(
+            {
+                "label": name,
+                "slot": slot(name, classes),
+                "base": b,
+                "candidate": c,
+                "base_pct": round(100 * (b or 0.0), 1),
+                "candidate_pct": round(100 * (c or 0.0), 1),
+                "diff": _signed(diff),
+                "trend": _trend(diff),
+                "support": support.get(name),
+            }
+        )
+    present = present or {}
+    changed: list[dict[str, Any]] = []
+    for item in comparison.get("changed") or []:
+        if not isinstance(item, dict):
+            continue
+        file_id = item.get("file_id")
+        media = present.get(file_id) if isinstance(file_id, int) else None
+        known = media is not None
+        path = str(item.get("path") or "")
+        truth, was = str(item.get("truth") or "?"), str(item.get("base") or "?")
+        fixed = bool(item.get("fixed"))
+        outcome = "fixed" if fixed else "broken" if was == truth else "still wrong"
+        changed.append(
+            {
+                "file_id": file_id if known else None,
+                "thumb": media in ("image", "video"),
+                "name": path.replace("\\", "/").rsplit("/", 1)[-1] or f"file {file_id}",
+                "path": path,
+                "truth": truth,
+                "base": was,
+                "candidate": str(item.get("candidate") or "?"),
+                "fixed": fixed,
+                "outcome": outcome,
+                "slot": slot(truth, classes),
+            }
+        )
+    order = {"fixed": 0, "broken": 1, "still wrong": 2}
+    changed.sort(key=lambda c: (order[c["outcome"]], c["truth"], c["name"]))
+    held_out = comparison.get("held_out")
+    return {
+        "classes": classes,
+        "held_out": held_out if isinstance(held_out, int) else None,
+        "base_id": str(base.get("model_id") or ""),
+        "candidate_id": str(cand.get("model_id") or ""),
+        "headline": headline,
+        "per_class": per_class,
+        "base_confusion": _matrix(base.get("confusion_matrix"), len(classes)),
+        "candidate_confusion": _matrix(cand.get("confusion_matrix"), len(classes)),
+        "changed": changed,
+        "fixed": sum(1 for c in changed if c["fixed"]),
+        "broken": sum(1 for c in changed if c["outcome"] == "broken"),
+        "still_wrong": sum(1 for c in changed if c["outcome"] == "still wrong"),
+        "counts": {
+            str(k): v
+            for k, v in (comparison.get("counts") or {}).items()
+            if isinstance(v, int) and not isinstance(v, bool)
+        },
+    }
