@@ -167,15 +167,24 @@ def test_retrain_compare_and_promote(page: Any, live_server: LiveServer, shots: 
         assert caption == f"{change['truth']} · {change['base']} → {change['candidate']}"
         loaded = tile.locator("img.thumb").evaluate("img => img.complete && img.naturalWidth > 0")
         assert loaded, f"the thumbnail of file {change['file_id']} did not load"
-    panel.scroll_into_view_if_needed()
-    panel.screenshot(path=str(shots / "models.png"))
+    page.evaluate("window.scrollTo(0, 0)")
+    box = panel.bounding_box()
+    assert box is not None
+    clip = {"x": 0, "y": box["y"] - 12, "width": 1280, "height": box["height"] + 24}
+    page.screenshot(path=str(shots / "models.png"), full_page=True, clip=clip)
 
     # Phone width: nothing scrolls sideways.
     page.set_viewport_size({"width": 390, "height": 844})
     try:
         width = page.evaluate("document.documentElement.scrollWidth")
-        assert width <= 390, f"the models page scrolls sideways at phone width ({width} px)"
-        page.screenshot(path=str(shots / "models-phone.png"), full_page=True)
+        wide = page.evaluate(
+            """() => [...document.querySelectorAll("main *")]
+                .filter(e => e.getBoundingClientRect().right > 391 && !e.closest(".chart-scroll"))
+                .slice(0, 5).map(e => e.tagName + "." + e.className)"""
+        )
+        assert width <= 390, f"the models page scrolls sideways at phone width ({width} px): {wide}"
+        panel.scroll_into_view_if_needed()
+        page.screenshot(path=str(shots / "models-phone.png"))
     finally:
         page.set_viewport_size({"width": 1280, "height": 800})
 

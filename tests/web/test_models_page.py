@@ -200,7 +200,8 @@ def test_comparison_panel(client: TestClient, retrained: Retrained) -> None:
         assert f'href="/files/{fid}"' in panel
         assert f'src="/api/v1/files/{fid}/thumbnail"' in panel
         caption = (
-            f"{change['truth']}</span> · {change['base']} → <strong>{change['candidate']}</strong>"
+            f'{change["truth"]}</span> · <span class="nowrap">{change["base"]} → '
+            f"<strong>{change['candidate']}</strong>"
         )
         assert caption in panel
     marks = re.findall(r'<span class="mark mark-([a-z-]+)">', panel)
@@ -210,6 +211,9 @@ def test_comparison_panel(client: TestClient, retrained: Retrained) -> None:
     assert 'href="/files/999999"' not in panel
     assert "/api/v1/files/999999/thumbnail" not in panel
     # actions
+    data = panel.split('<table class="compact data-table">', 1)[1].split("</table>", 1)[0]
+    held = comparison["counts"]["held_out"]
+    assert f'Held out (scored, never trained on)</th><td class="num">{held}</td>' in data
     assert 'class="promote-form"' in panel
     assert 'name="reclassify" type="checkbox" checked' in panel
     assert "Promote</button>" in panel and "Discard</button>" in panel

@@ -513,4 +513,28 @@ def comparison_view(
             for k, v in (comparison.get("counts") or {}).items()
             if isinstance(v, int) and not isinstance(v, bool)
         },
+        "data": _data_rows(comparison.get("counts")),
     }
+
+
+_COUNT_NAMES = {
+    "reviewed": "Reviewed files",
+    "held_out": "Held out (scored, never trained on)",
+    "train_reviewed": "Reviewed files trained on",
+    "extra_data": "Extra images (base data)",
+    "pseudo_labels": "Pseudo-labelled files",
+    "train": "Training images in all",
+    "val": "Validation images",
+}
+
+
+def _data_rows(counts: Any) -> list[tuple[str, int]]:
+    """A retrain's data counts as (what, n) rows, known ones first in a reading order."""
+    if not isinstance(counts, dict):
+        return []
+    numbers = {
+        str(k): v for k, v in counts.items() if isinstance(v, int) and not isinstance(v, bool)
+    }
+    rows = [(name, numbers.pop(key)) for key, name in _COUNT_NAMES.items() if key in numbers]
+    rows += [(key.replace("_", " ").capitalize(), n) for key, n in sorted(numbers.items())]
+    return rows
