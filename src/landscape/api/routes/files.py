@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from datetime import date
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 from fastapi import Path as PathParam
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, Response
 from sqlalchemy import select
 
 from landscape.index.repository import SearchFilters
-from landscape.index.schema import File, Prediction
+from landscape.index.schema import File, Prediction, Root
 
 from ..deps import DbSession, Reader, get_state
 from ..files import file_detail, list_files, parse_bbox, parse_near, resolve_in_roots
@@ -98,14 +99,14 @@ def get_file(
 
 
 @router.get("/files/{file_id}/thumbnail", response_class=FileResponse)
-def get_thumbnail(file_id: FileId, request: Request, _: Reader, session: DbSession) -> FileResponse:
+def get_thumbnail(file_id: FileId, request: Request, _: Reader, session: DbSession) -> Response:
     """A small upright JPEG (made once, cached); a video's is its keyframe."""
     from landscape.index.keyframes import keyframe_root
 
     from ..thumbnails import cached_thumbnail
 
     state = get_state(request)
-    row = _file(session, file_id)
+    row = _file_and_root(session, file_id)
     headers = {"Cache-Control": "private, max-age=86400"}
     if row.media_type == "video":
         name = session.scalar(
@@ -122,9 +123,44 @@ def get_thumbnail(file_id: FileId, request: Request, _: Reader, session: DbSessi
         return FileResponse(path, media_type="image/jpeg", headers=headers)
     if row.media_type != "image" or row.content_hash is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "only images and videos have thumbnails")
+    # Confinement first, cached or not: a file that left the served roots has no thumbnail.
     source = resolve_in_roots(session, row, state.roots)
     path = cached_thumbnail(state.settings.thumbnail_dir, row.content_hash, source)
-    return FileResponse(path, media_type="image/jpeg", headers=headers)
+    return _thumbnail_response(request, path, row.content_hash, headers)
+
+
+def _file_and_root(session: DbSession, file_id: int) -> File:
+    """The file row with its root loaded in the same SELECT (the root check then asks the
+    session, not the database)."""
+    found = session.execute(
+        select(File, Root).outerjoin(Root, Root.id == File.root_id).where(File.id == file_id)
+    ).first()
+    if found is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no file with id {file_id}")
+    row: File = found[0]
+    return row
+
+
+def _thumbnail_response(
+    request: Request, path: Path, content_hash: str, headers: dict[str, str]
+) -> Response:
+    """The thumbnail's bytes, or a 304 when the client holds them (``If-None-Match``).
+
+    A thumbnail is a few tens of kB read here, in the route's thread: ``FileResponse`` would
+    stat, open, read and close it in four more thread hops. The ETag is weak (the same content
+    and size give the same picture, not always the same bytes after a Pillow upgrade)."""
+    from ..thumbnails import SIDE
+
+    etag = f'W/"{content_hash}-{SIDE}"'
+    headers = {**headers, "ETag": etag}
+    # Weak comparison (RFC 9110 13.1.2): the tags match whether or not either is marked W/.
+    sent = {
+        tag.strip().removeprefix("W/")
+        for tag in request.headers.get("if-none-match", "").split(",")
+    }
+    if etag.removeprefix("W/") in sent or "*" in sent:
+        return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers=headers)
+    return Response(path.read_bytes(), media_type="image/jpeg", headers=headers)
 
 
 @router.get("/files/{file_id}/content", response_class=FileResponse)
