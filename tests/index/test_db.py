@@ -195,3 +195,37 @@ def test_upgrading_from_0001_dates_the_files_already_indexed(db_url: str) -> Non
     }
     assert as_dt[1] == datetime(2019, 5, 4, 10, 30)
     assert as_dt[2] == datetime(2023, 11, 14, 22, 13, 20)  # 1.7e9 s after the epoch, UTC
+
+
+def test_opening_the_index_again_keeps_another_engines_commits(tmp_path: Path) -> None:
+    """Opening (and closing) the database file in a process releases every POSIX lock the
+    process holds on it; another process then deletes the WAL under the first engine and its
+    later commits are lost. ``open_index`` must never do that to an engine already open."""
+    import subprocess
+    import sys
+
+    url = f"sqlite:///{tmp_path / 'x.db'}"
+    first = open_index(url)
+    with first.begin() as c:
+        c.execute(text("CREATE TABLE notes (v TEXT)"))
+        c.execute(text("INSERT INTO notes VALUES ('one')"))
+    second = open_index(url)
+    with second.connect() as c:
+        c.execute(text("SELECT 1"))
+    second.dispose()
+    read = (
+        "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); "
+        "print(','.join(v for (v,) in c.execute('SELECT v FROM notes ORDER BY v')))"
+    )
+    # Another process reads between the two commits, as a CLI next to the service would.
+    seen = subprocess.run(
+        [sys.executable, "-c", read, str(tmp_path / "x.db")], capture_output=True, text=True
+    )
+    assert seen.stdout.strip() == "one", seen.stderr
+    with first.begin() as c:
+        c.execute(text("INSERT INTO notes VALUES ('two')"))
+    seen = subprocess.run(
+        [sys.executable, "-c", read, str(tmp_path / "x.db")], capture_output=True, text=True
+    )
+    assert seen.stdout.strip() == "one,two", seen.stderr
+    first.dispose()

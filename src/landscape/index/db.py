@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import os
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -301,20 +302,31 @@ def open_index(url: str | None = None, *, create: bool = True) -> Engine:
 
 
 def _probe(path: Path, *, write: bool) -> None:
-    """Open the SQLite file as the run will, so a permission problem is named as one (SQLite
-    itself only says "unable to open database file")."""
-    try:
-        with open(path, "ab" if write else "rb"):
-            pass
-    except FileNotFoundError:
-        return  # reading a database that does not exist: the schema check says what to do
-    except OSError as exc:
-        reason = exc.strerror or type(exc).__name__
+    """Check the SQLite file is accessible as the run will use it, so a permission problem is
+    named as one (SQLite itself only says "unable to open database file").
+
+    Never by opening the file: closing any descriptor of a database releases every POSIX lock
+    this process holds on it, including those of another engine's open connections — other
+    processes then checkpoint and delete the WAL under them, and their later commits are lost
+    (https://www.sqlite.org/howtocorrupt.html, section 2.2)."""
+    reason = None
+    if path.is_dir():
+        reason = "Is a directory"
+    elif path.exists():
+        if not os.access(path, os.R_OK | (os.W_OK if write else 0)):
+            reason = "Permission denied"
+    elif write:
+        try:  # a new file: no connection can hold locks on it yet
+            with open(path, "ab"):
+                pass
+        except OSError as exc:
+            reason = exc.strerror or type(exc).__name__
+    if reason is not None:
         raise DatabaseError(
             f"cannot {'write' if write else 'read'} the database file ({reason})",
             path=path,
             fix="make the file and its folder accessible to this user, or choose another --db",
-        ) from exc
+        )
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:
