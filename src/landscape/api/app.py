@@ -20,12 +20,12 @@ from fastapi.staticfiles import StaticFiles
 
 from landscape.errors import UserError
 
-from .deps import AppState, Reader
+from .deps import AppState, Reader, active_bundle_path
 from .files import PathError
 from .security import SECURITY_HEADERS, LoginThrottle
 from .settings import ServiceSettings
 
-__all__ = ["active_bundle_path", "create_app"]
+__all__ = ["create_app"]
 
 _DOCS_CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
@@ -37,27 +37,6 @@ def _model_path(state_settings: ServiceSettings, engine: Any) -> Path | None:
     if state_settings.model is not None:
         return state_settings.model
     return active_bundle_path(engine)
-
-
-def active_bundle_path(engine: Any) -> Path | None:
-    """The bundle of the index's active model (None without one, or when it is missing)."""
-    from landscape.index.db import session_factory
-    from landscape.index.registry import active_model
-
-    with session_factory(engine)() as session:
-        row = active_model(session)
-    if row is None:
-        return None
-    path = Path(row.bundle_path)
-    if not path.exists():
-        # Reads still work; uploads are stored without a label until the bundle is back.
-        import logging
-
-        logging.getLogger("landscape.api").warning(
-            "the active model's bundle %s is missing: uploads are not classified", path
-        )
-        return None
-    return path
 
 
 def build_state(settings: ServiceSettings) -> AppState:

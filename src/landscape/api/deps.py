@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request, status
@@ -24,6 +25,7 @@ __all__ = [
     "DbSession",
     "Reader",
     "Writer",
+    "active_bundle_path",
     "get_state",
     "identify",
     "require",
@@ -54,8 +56,6 @@ class AppState:
         a model given on the command line (``--model``) stays."""
         if self.settings.model is not None:
             return
-        from .app import active_bundle_path
-
         with self._lock:
             self.model_path = active_bundle_path(self.engine)
             self._predictor = None
@@ -158,3 +158,24 @@ def require(scope: str) -> Any:
 Reader = Annotated[Identity, Depends(require("read"))]
 Writer = Annotated[Identity, Depends(require("write"))]
 Admin = Annotated[Identity, Depends(require("admin"))]
+
+
+def active_bundle_path(engine: Any) -> Path | None:
+    """The bundle of the index's active model (None without one, or when it is missing)."""
+    from landscape.index.db import session_factory
+    from landscape.index.registry import active_model
+
+    with session_factory(engine)() as session:
+        row = active_model(session)
+    if row is None:
+        return None
+    path = Path(row.bundle_path)
+    if not path.exists():
+        # Reads still work; uploads are stored without a label until the bundle is back.
+        import logging
+
+        logging.getLogger("landscape.api").warning(
+            "the active model's bundle %s is missing: uploads are not classified", path
+        )
+        return None
+    return path

@@ -102,7 +102,7 @@ def retrain(
 
     def report(step: int, message: str) -> None:
         # One line per step on stderr: the service's job page reads them from the log.
-        err_console.print(f"[bold][{step}/{STEPS}][/] {message}", highlight=False)
+        err_console.print(f"[bold][{step}/{STEPS}][/] {message}", highlight=False, soft_wrap=True)
 
     engine = open_index(db)
     try:

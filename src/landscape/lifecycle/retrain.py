@@ -150,7 +150,7 @@ def retrain(
     run_dir = options.out or _default_out()
     if run_dir.exists() and any(run_dir.iterdir()):
         raise UserError("exists and is not empty", path=run_dir, fix="choose a new --out")
-    say(1, f"collecting reviewed files (base {base_id})")
+    say(1, f"collecting reviewed files from {engine.url.render_as_string()} (base {base_id})")
     with session_factory(engine)() as session:
         data = build_retrain_data(
             session,
