@@ -165,15 +165,15 @@ def test_a_full_page_from_a_small_window_is_the_page(
     assert search(session, filters) == expected
 
 
-def test_the_walk_on_postgresql_is_nested_loops_in_index_order(
-    session: Session, db_url: str
-) -> None:
-    """PostgreSQL's plan for the walk: the window's ordered scan drives nested loops and no sort
-    or hash join sits above it, so the page ends the scan (checked on a small table: the
-    shape is what the query forces, not a cost the planner weighs)."""
-    if not db_url.startswith("postgresql"):
-        pytest.skip("the LATERAL walk is PostgreSQL's")
+def test_the_walk_follows_the_taken_at_index(session: Session, db_url: str) -> None:
+    """The walk's plan on each database: on SQLite a scan of the (taken_at, id) index with no
+    temporary sort; on PostgreSQL the window's ordered scan drives nested loops and no sort or
+    hash join sits above it, so the page ends the scan (checked on a small table: the shape is
+    what the query forces, not a cost the planner weighs)."""
     first, _ = repository.explain(session, SearchFilters(label="forest", camera="mavic", limit=5))
+    if db_url.startswith("sqlite"):
+        assert "ix_files_taken_at_id" in first and "USE TEMP B-TREE" not in first, first
+        return
     lines = [line.strip().removeprefix("->  ") for line in first.splitlines()]
     assert lines[0].startswith("Limit") and lines[1].startswith("Nested Loop"), first
     assert "Hash Join" not in first, first

@@ -4,6 +4,8 @@ with passwords and a token. Each test module gets its own copy of the database."
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
 import shutil
 import socket
@@ -12,6 +14,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -209,3 +212,40 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--no-first-run",
 ]
+
+
+@pytest.fixture(scope="module")
+def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where browser tests save screenshots: ``$LANDSCAPE_SCREENSHOTS`` (``docs/screenshots``
+    to refresh the committed ones), else a temporary folder."""
+    target = os.environ.get("LANDSCAPE_SCREENSHOTS")
+    folder = Path(target) if target else tmp_path_factory.mktemp("screenshots")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+@contextlib.contextmanager
+def chromium(profile: Path) -> Iterator[Any]:
+    """A headless Chromium context with a fresh profile at 1280×800 (a clear failure when
+    Debian's Chromium is missing)."""
+    if not CHROMIUM.exists():
+        pytest.fail(
+            f"{CHROMIUM} is missing: install it with "
+            "`apt-get install -y --no-install-recommends chromium` (.ci/run does)",
+            pytrace=False,
+        )
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        context = playwright.chromium.launch_persistent_context(
+            str(profile),
+            executable_path=str(CHROMIUM),
+            headless=True,
+            args=CHROMIUM_ARGS,
+            viewport={"width": 1280, "height": 800},
+        )
+        context.set_default_timeout(20_000)
+        try:
+            yield context
+        finally:
+            context.close()

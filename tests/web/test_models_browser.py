@@ -7,7 +7,6 @@ the index). The comparison is photographed at 1280×800 into ``$LANDSCAPE_SCREEN
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,7 +20,7 @@ from landscape.index.accounts import add_user
 from landscape.index.db import open_index, session_factory
 from tests.lifecycle.conftest import Reviewed, reviewed  # noqa: F401
 
-from .conftest import CHROMIUM, CHROMIUM_ARGS, PASSWORD, LiveServer
+from .conftest import PASSWORD, LiveServer, chromium
 
 pytestmark = pytest.mark.timeout(480)
 
@@ -55,33 +54,9 @@ def site(
 
 
 @pytest.fixture(scope="module")
-def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    target = os.environ.get("LANDSCAPE_SCREENSHOTS")
-    folder = Path(target) if target else tmp_path_factory.mktemp("screenshots")
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
-
-
-@pytest.fixture(scope="module")
 def page(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """A fresh Chromium profile at 1280×800; CSP violations and script errors are collected."""
-    if not CHROMIUM.exists():
-        pytest.fail(
-            f"{CHROMIUM} is missing: install it with "
-            "`apt-get install -y --no-install-recommends chromium` (.ci/run does)",
-            pytrace=False,
-        )
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        context = playwright.chromium.launch_persistent_context(
-            str(tmp_path_factory.mktemp("chromium-profile")),
-            executable_path=str(CHROMIUM),
-            headless=True,
-            args=CHROMIUM_ARGS,
-            viewport={"width": 1280, "height": 800},
-        )
-        context.set_default_timeout(20_000)
+    with chromium(tmp_path_factory.mktemp("chromium-profile")) as context:
         tab = context.new_page()
         problems: list[str] = []
         tab.on(
@@ -91,7 +66,6 @@ def page(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
         tab.on("pageerror", lambda e: problems.append(f"script error: {e}"))
         tab.problems = problems
         yield tab
-        context.close()
 
 
 def _wait_for_job(page: Any, kind: str, timeout_ms: int) -> dict[str, Any]:
