@@ -17,7 +17,6 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -27,6 +26,7 @@ from landscape.data.splits import assign_splits
 from landscape.errors import DatasetError, UserError
 from landscape.index.export import reviewed_files
 from landscape.index.schema import Correction, File, Prediction, Root
+from landscape.train.data_prep import subsample
 
 __all__ = ["HeldOut", "RetrainData", "build_retrain_data", "pseudo_labels"]
 
@@ -123,21 +123,6 @@ def pseudo_labels(
     ]
 
 
-def _cap(samples: list[Sample], per_class: int | None, seed: int) -> list[Sample]:
-    if per_class is None:
-        return samples
-    rng = np.random.default_rng(seed)
-    by_class: dict[str, list[Sample]] = defaultdict(list)
-    for s in samples:
-        by_class[s.label].append(s)
-    kept: list[Sample] = []
-    for label in sorted(by_class):
-        items = by_class[label]
-        order = sorted(rng.permutation(len(items))[:per_class].tolist())
-        kept.extend(items[i] for i in order)
-    return kept
-
-
 def _extra_samples(folder: Path, classes: list[str]) -> list[Sample]:
     try:
         index = load_dataset(folder, min_classes=1)
@@ -193,7 +178,7 @@ def build_retrain_data(
     extras: list[Sample] = []
     counts = {"reviewed": len(reviewed), "held_out": len(held_out)}
     if extra_data is not None:
-        found = _cap(_extra_samples(extra_data, classes), max_extra_per_class, seed)
+        found = subsample(_extra_samples(extra_data, classes), max_extra_per_class, seed)
         extras += found
         counts["extra_data"] = len(found)
     if pseudo_model is not None:
@@ -205,7 +190,7 @@ def build_retrain_data(
             )
             if path.is_file() and normalize_class_name(label) in classes
         ]
-        found = _cap(found, max_extra_per_class, seed + 1)
+        found = subsample(found, max_extra_per_class, seed + 1)
         extras += found
         counts["pseudo_labels"] = len(found)
     kept = _drop_near_duplicates(extras, held_out)
