@@ -128,6 +128,7 @@ def test_retrain_registers_an_inactive_candidate_with_an_honest_comparison(
         trained = {Path(r["path"]).resolve() for r in csv.DictReader(fh)}
     assert len(held) == held_out and not held & trained
     assert comparison["counts"]["extra_data"] > 0  # the base bundle's own training data
+    assert comparison["calibration"] is None  # the base was not calibrated: nothing to match
     with session_factory(engine)() as s:
         active = active_model(s)
         assert active is not None and active.model_id == result.base_model_id
@@ -170,3 +171,39 @@ def test_retrain_cli_as_a_user_runs_it(
     assert again.code == 1 and "exists and is not empty" in again.err
     missing = run_cli("retrain", "--db", url, "--base", "nope-123", "--out", str(tmp_path / "r2"))
     assert missing.code == 1 and "unknown model 'nope-123'" in missing.err
+
+
+@pytest.mark.parametrize(
+    ("min_files", "source"),
+    [(100, "inherited from the base"), (2, "fitted on the candidate's")],
+)
+def test_a_calibrated_base_gets_a_calibrated_candidate(
+    reviewed: Reviewed, tmp_path: Path, min_files: int, source: str
+) -> None:
+    from landscape.models.bundle import load_bundle, update_bundle_meta
+
+    base = shutil.copytree(reviewed.bundle, tmp_path / "base-bundle")
+    update_bundle_meta(base, temperature=1.7, unknown_threshold=0.35, unknown_score="msp")
+    url = reviewed.copy(tmp_path)
+    engine = open_index(url)
+    with session_factory(engine)() as s:
+        row = s.scalars(select(Model)).one()
+        row.bundle_path = str(base)
+        s.commit()
+    result = retrain(
+        engine,
+        RetrainOptions(
+            out=tmp_path / "run", use_base_data=False, min_calibration_files=min_files, **FAST
+        ),
+    )
+    engine.dispose()
+    meta = load_bundle(result.bundle).meta
+    calibration = result.comparison["calibration"]
+    assert source in calibration["source"]
+    assert calibration["temperature"] == meta["temperature"] > 0
+    assert calibration["unknown_threshold"] == meta["unknown_threshold"] is not None
+    if min_files == 100:
+        assert (meta["temperature"], meta["unknown_threshold"]) == (1.7, 0.35)
+    else:
+        assert meta["temperature"] != 1.7  # fitted anew on the candidate's val split
+        assert (tmp_path / "run" / "calibration" / "metrics.json").is_file()

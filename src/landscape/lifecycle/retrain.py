@@ -23,6 +23,7 @@ from landscape.index.db import session_factory
 from landscape.index.registry import active_model, add_bundle
 from landscape.index.schema import Model
 
+from .calibrate import match_calibration
 from .compare import compare_models
 from .dataset import RetrainData, build_retrain_data
 
@@ -55,6 +56,9 @@ class RetrainOptions(BaseModel):
     pseudo_labels: bool = Field(False, description="Add the base's confident predictions.")
     min_confidence: float = Field(0.9, gt=0, le=1, description="Pseudo-label confidence floor.")
     max_extra_per_class: int | None = Field(100, ge=1, description="Cap extra images per class.")
+    min_calibration_files: int = Field(
+        10, ge=2, description="Validation files needed to fit the base's calibration anew."
+    )
     seed: int = 0
     num_workers: int | None = None
     progress: bool = True
@@ -166,6 +170,13 @@ def retrain(
     counts = {**data.counts, "train": len(data.train)}
     say(2, "training on " + ", ".join(f"{k} {v}" for k, v in counts.items()))
     bundle = _train(options, data, run_dir, base_path, meta)
+    calibration = match_calibration(
+        bundle,
+        meta,
+        run_dir / "train" / "split.csv",
+        run_dir / "calibration",
+        min_files=options.min_calibration_files,
+    )
     say(3, f"scoring base and candidate on {len(data.held_out)} held-out reviewed files")
     from landscape.models.bundle import load_bundle
 
@@ -175,6 +186,7 @@ def retrain(
     )
     comparison["counts"] = counts
     comparison["dropped_near_duplicates"] = data.dropped_near_duplicates
+    comparison["calibration"] = calibration
     (run_dir / "comparison.json").write_text(json.dumps(comparison, indent=2) + "\n")
     say(4, f"registering candidate {candidate_id} (inactive)")
     with session_factory(engine)() as session, session.begin():
