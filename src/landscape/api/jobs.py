@@ -20,7 +20,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from landscape.index.jobs import finish_job, job_dict, start_job, tail
+from landscape.index.jobs import finish_job, job_dict, result_path, start_job, tail
 from landscape.index.schema import Job
 
 from .settings import ServiceSettings
@@ -95,7 +95,8 @@ def launch_job(
         job_id = job.id
     folder = settings.data_dir / "jobs"
     folder.mkdir(parents=True, exist_ok=True)
-    log, out = folder / f"{job_id}.log", folder / f"{job_id}.json"
+    log = folder / f"{job_id}.log"
+    out = result_path(log)
     try:
         with open(log, "wb") as log_fh, open(out, "wb") as out_fh:
             proc = subprocess.Popen(

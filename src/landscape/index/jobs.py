@@ -10,6 +10,7 @@ next time it is read or another job of its kind starts.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import socket
@@ -33,6 +34,7 @@ __all__ = [
     "list_jobs",
     "read_job",
     "reap_stale",
+    "result_path",
     "start_job",
     "tail",
 ]
@@ -79,18 +81,40 @@ def tail(path: str | Path | None, lines: int = _TAIL_LINES) -> str:
     return "\n".join(text.splitlines()[-lines:])
 
 
+def result_path(log_path: str | Path) -> Path:
+    """Where a job's command writes its JSON result (beside its log)."""
+    return Path(log_path).with_suffix(".json")
+
+
+def _result_beside(log_path: str | None) -> dict[str, Any] | None:
+    if not log_path:
+        return None
+    try:
+        value = json.loads(result_path(log_path).read_text())
+    except (OSError, ValueError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
 def reap_stale(session: Session, kind: str | None = None) -> int:
-    """Mark running jobs whose process is gone as failed; how many were."""
+    """Settle running jobs whose process is gone: succeeded when the command left its JSON
+    result beside its log, else failed; how many were."""
     query = select(Job).where(Job.state == "running")
     if kind is not None:
         query = query.where(Job.kind == kind)
     reaped = 0
     for job in session.scalars(query):
         if not _alive(job):
-            job.state = "failed"
             job.finished_at = utcnow()
-            job.error = "the job's process ended without reporting (was the service restarted?)"
             job.log_tail = tail(job.log_path)
+            job.result = _result_beside(job.log_path)
+            if job.result is not None:
+                # The command finished and printed its result; only the service that was
+                # waiting for it is gone (restarted).
+                job.state = "succeeded"
+            else:
+                job.state = "failed"
+                job.error = "the job's process ended without reporting (was the service restarted?)"
             reaped += 1
     session.flush()
     return reaped
