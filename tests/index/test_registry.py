@@ -98,6 +98,15 @@ def test_promote_reclassify_keeps_both_models_then_remove(
     # Predictions of every model stay queryable.
     old = run_cli("search", "--db", url, "--model", a, "--json")
     assert old.code == 0 and len(json.loads(old.out)) == 5
+    # `reclassify` labels the index again with a model (the active one by default).
+    again = run_cli("registry", "reclassify", a, "--db", url, "--json")
+    assert again.code == 0, again.err
+    assert json.loads(again.out) == {"model_id": a, "reclassified": 5, "skipped_roots": []}
+    shutil.rmtree(root)
+    gone = run_cli("registry", "reclassify", "--db", url)
+    assert gone.code == 0 and "not mounted" in gone.out and f"0 files with {b}" in gone.out
+    unknown = run_cli("registry", "reclassify", "nope-1", "--db", url)
+    assert unknown.code == 1 and "unknown model 'nope-1'" in unknown.err
     # The active one cannot go; the other one only with --force, which says what it deletes.
     refused = run_cli("registry", "remove", b, "--db", url)
     assert refused.code == 1 and "active model" in refused.err

@@ -109,6 +109,7 @@ def test_retrain_compare_promote_reclassify_rollback_discard(service: Service) -
     assert promoted.json()["active"]["model_id"] == candidate
     relabel = service.wait(promoted.json()["job"]["id"])
     assert relabel["state"] == "succeeded", relabel
+    assert relabel["result"] == {"model_id": candidate, "reclassified": 40, "skipped_roots": []}
     models = service.models()
     assert models[candidate]["active"] and models[candidate]["predictions"] > 0
     assert models[before[2]]["predictions"] > 0  # the old model's predictions stay

@@ -114,7 +114,8 @@ def promote(
         session.commit()
     console.print(f"active model: {model_id}")
     if reclassify:
-        _reclassify(engine, model_id, no_progress=no_progress)
+        result = _reclassify(engine, model_id, no_progress=no_progress)
+        _print_reclassified(result)
 
 
 @app.command("reclassify")
@@ -124,6 +125,7 @@ def reclassify(
     ] = None,
     db: DbOption = None,
     no_progress: NoProgressOption = False,
+    as_json: JsonOption = False,
 ) -> None:
     """Label every indexed file again with a model (default: the active one); the predictions
     of other models are kept (`landscape search --model ID`)."""
@@ -138,10 +140,23 @@ def reclassify(
             if row is None:
                 raise UserError("no active model", fix="`landscape registry activate ID`")
             model_id = row.model_id
-    _reclassify(engine, model_id, no_progress=no_progress)
+    result = _reclassify(engine, model_id, no_progress=no_progress or as_json)
+    if as_json:
+        print_json(result)
+        return
+    _print_reclassified(result)
 
 
-def _reclassify(engine: Any, model_id: str, *, no_progress: bool) -> None:
+def _print_reclassified(result: dict[str, Any]) -> None:
+    for gone in result["skipped_roots"]:
+        console.print(f"[yellow]skipped[/] {gone}: not mounted", soft_wrap=True)
+    console.print(
+        f"reclassified {result['reclassified']} files with {result['model_id']}", soft_wrap=True
+    )
+
+
+def _reclassify(engine: Any, model_id: str, *, no_progress: bool) -> dict[str, Any]:
+    """Run the index over every mounted root with ``model_id``; what it did."""
     from sqlalchemy import select
 
     from landscape.errors import UserError
@@ -157,10 +172,13 @@ def _reclassify(engine: Any, model_id: str, *, no_progress: bool) -> None:
         roots = [Path(r.path) for r in session.scalars(select(Root))]
         bundle = Path(row.bundle_path)
     present = [r for r in roots if r.is_dir()]
-    for gone in sorted(set(roots) - set(present)):
-        console.print(f"[yellow]skipped[/] {gone}: not mounted")
+    result: dict[str, Any] = {
+        "model_id": model_id,
+        "reclassified": 0,
+        "skipped_roots": [str(g) for g in sorted(set(roots) - set(present))],
+    }
     if not present:
-        return
+        return result
     summary = run_index(
         engine,
         present,
@@ -170,8 +188,10 @@ def _reclassify(engine: Any, model_id: str, *, no_progress: bool) -> None:
             description, total, enabled=not no_progress, unit="files"
         ),
     )
-    labelled = summary.outcomes.get("reclassified", 0) + summary.outcomes.get("new", 0)
-    console.print(f"reclassified {labelled} files with {model_id}")
+    result["reclassified"] = summary.outcomes.get("reclassified", 0) + summary.outcomes.get(
+        "new", 0
+    )
+    return result
 
 
 @app.command("remove")

@@ -121,7 +121,7 @@ def post_activate(
         job = _launch(
             request,
             "reclassify",
-            ["registry", "reclassify", model_id, "--no-progress"],
+            ["registry", "reclassify", model_id, "--json"],
             {"model_id": model_id},
             who.name,
         )
