@@ -86,6 +86,17 @@ def retrained(
                 error="<b>too few</b> reviewed images",
             )
         )
+        session.add(
+            Job(
+                kind="reclassify",
+                state="succeeded",
+                args={},
+                user_name="root",
+                host=socket.gethostname(),
+                exit_code=0,
+                result={"model_id": result.model_id, "reclassified": 40, "skipped_roots": []},
+            )
+        )
         # A changed file that is no longer indexed, with a hostile path.
         row = session.get(Model, result.model_id)
         assert row is not None
@@ -238,6 +249,7 @@ def test_running_and_failed_jobs(client: TestClient) -> None:
     history = text.split('id="history-title"', 1)[1]
     assert '<span class="error-text">&lt;b&gt;too few&lt;/b&gt; reviewed images</span>' in history
     assert "<b>too few</b>" not in text
+    assert re.search(r'40 files labelled by <span class="mono">[\w.-]+</span>', history)
     # the job template for a new job is there for the script
     assert '<template id="job-template">' in text
 
