@@ -9,7 +9,6 @@ exit code, the error line, the log tail and — from the JSON the command prints
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -20,7 +19,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from landscape.index.jobs import finish_job, job_dict, result_path, start_job, tail
+from landscape.index.jobs import finish_job, job_dict, read_result, result_path, start_job, tail
 from landscape.index.schema import Job
 
 from .settings import ServiceSettings
@@ -43,20 +42,11 @@ def _error_line(code: int, log: Path) -> str | None:
     return f"the command exited with code {code} (see the log)"
 
 
-def _result(out: Path) -> dict[str, Any] | None:
-    try:
-        value = json.loads(out.read_text())
-    except (OSError, ValueError):
-        return None
-    return value if isinstance(value, dict) else None
-
-
 def _wait(
     sessions: sessionmaker[Session],
     job_id: int,
     proc: subprocess.Popen[bytes],
     log: Path,
-    out: Path,
 ) -> None:
     code = proc.wait()
     with sessions() as session:
@@ -65,7 +55,7 @@ def _wait(
             job_id,
             exit_code=code,
             error=_error_line(code, log),
-            result=_result(out) if code == 0 else None,
+            result=read_result(log) if code == 0 else None,
         )
 
 
@@ -120,7 +110,7 @@ def launch_job(
         view = job_dict(found)
     threading.Thread(
         target=_wait,
-        args=(sessions, job_id, proc, log, out),
+        args=(sessions, job_id, proc, log),
         daemon=True,
         name=f"job-{job_id}",
     ).start()

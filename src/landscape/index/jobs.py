@@ -33,6 +33,7 @@ __all__ = [
     "job_dict",
     "list_jobs",
     "read_job",
+    "read_result",
     "reap_stale",
     "result_path",
     "start_job",
@@ -86,7 +87,8 @@ def result_path(log_path: str | Path) -> Path:
     return Path(log_path).with_suffix(".json")
 
 
-def _result_beside(log_path: str | None) -> dict[str, Any] | None:
+def read_result(log_path: str | Path | None) -> dict[str, Any] | None:
+    """The JSON object a job's command left beside its log (None when there is none)."""
     if not log_path:
         return None
     try:
@@ -107,7 +109,7 @@ def reap_stale(session: Session, kind: str | None = None) -> int:
         if not _alive(job):
             job.finished_at = utcnow()
             job.log_tail = tail(job.log_path)
-            job.result = _result_beside(job.log_path)
+            job.result = read_result(job.log_path)
             if job.result is not None:
                 # The command finished and printed its result; only the service that was
                 # waiting for it is gone (restarted).
