@@ -12,7 +12,6 @@ files measure both models on images neither trained on.
 from __future__ import annotations
 
 import csv
-import json
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +19,13 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from landscape.data.datasets import DatasetIndex, Sample, load_dataset, normalize_class_name
+from landscape.data.datasets import (
+    DatasetIndex,
+    Sample,
+    load_dataset,
+    normalize_class_name,
+    write_manifest,
+)
 from landscape.data.hashing import group_near_duplicates, hash_images
 from landscape.data.splits import assign_splits
 from landscape.errors import DatasetError, UserError
@@ -56,14 +61,10 @@ class RetrainData:
         """``manifest.csv`` (train and val only: the held-out files are not in it at all),
         ``classes.json`` (the class order) and ``held_out.csv``; the manifest's path."""
         folder.mkdir(parents=True, exist_ok=True)
-        manifest = folder / "manifest.csv"
-        with open(manifest, "w", newline="", encoding="utf-8") as fh:
-            writer = csv.writer(fh)
-            writer.writerow(["path", "label", "split"])
-            for split, samples in (("train", self.train), ("val", self.val)):
-                for s in samples:
-                    writer.writerow([str(s.path.resolve()), s.label, split])
-        (folder / "classes.json").write_text(json.dumps({"classes": self.classes}) + "\n")
+        trained = [*self.train, *self.val]
+        manifest = write_manifest(
+            DatasetIndex(folder, "csv", tuple(self.classes), trained), folder / "manifest.csv"
+        )
         with open(folder / "held_out.csv", "w", newline="", encoding="utf-8") as fh:
             writer = csv.writer(fh)
             writer.writerow(["file_id", "path", "label", "review_id"])
