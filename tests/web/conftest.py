@@ -249,3 +249,17 @@ def chromium(profile: Path) -> Iterator[Any]:
             yield context
         finally:
             context.close()
+
+
+def watched_tab(context: Any) -> Any:
+    """A new tab whose Content-Security-Policy violations and script errors are collected in
+    ``tab.problems`` (browser tests assert it stays empty)."""
+    tab = context.new_page()
+    problems: list[str] = []
+    tab.on(
+        "console",
+        lambda m: problems.append(m.text) if "Content Security Policy" in m.text else None,
+    )
+    tab.on("pageerror", lambda e: problems.append(f"script error: {e}"))
+    tab.problems = problems
+    return tab

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from .conftest import PASSWORD, LiveServer, WebCopy, chromium
+from .conftest import PASSWORD, LiveServer, WebCopy, chromium, watched_tab
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -29,14 +29,7 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
 @pytest.fixture(scope="module")
 def page(browser: Any, live_server: LiveServer) -> Iterator[Any]:
     """One tab that logs in first (the journeys run in order in it); CSP violations fail."""
-    tab = browser.new_page()
-    problems: list[str] = []
-    tab.on(
-        "console",
-        lambda m: problems.append(m.text) if "Content Security Policy" in m.text else None,
-    )
-    tab.on("pageerror", lambda e: problems.append(f"script error: {e}"))
-    tab.problems = problems
+    tab = watched_tab(browser)
     yield tab
     tab.close()
 

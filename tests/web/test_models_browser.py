@@ -20,7 +20,7 @@ from landscape.index.accounts import add_user
 from landscape.index.db import open_index, session_factory
 from tests.lifecycle.conftest import Reviewed, reviewed  # noqa: F401
 
-from .conftest import PASSWORD, LiveServer, chromium
+from .conftest import PASSWORD, LiveServer, chromium, watched_tab
 
 pytestmark = pytest.mark.timeout(480)
 
@@ -57,15 +57,7 @@ def site(
 def page(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """A fresh Chromium profile at 1280×800; CSP violations and script errors are collected."""
     with chromium(tmp_path_factory.mktemp("chromium-profile")) as context:
-        tab = context.new_page()
-        problems: list[str] = []
-        tab.on(
-            "console",
-            lambda m: problems.append(m.text) if "Content Security Policy" in m.text else None,
-        )
-        tab.on("pageerror", lambda e: problems.append(f"script error: {e}"))
-        tab.problems = problems
-        yield tab
+        yield watched_tab(context)
 
 
 def _wait_for_job(page: Any, kind: str, timeout_ms: int) -> dict[str, Any]:
